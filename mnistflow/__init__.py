@@ -1,0 +1,9 @@
+"""mnistflow: the plain, Prefect-free logic of each pipeline step.
+
+Prefect tasks (``tasks/``), the flow (``flows/``) and the DVC stages
+(``python -m mnistflow.stages``) all call these functions, so the three entry
+points cannot drift apart. Nothing here imports Prefect: a DVC stage or the GPU
+check must not pay for it.
+"""
+
+__version__ = "0.1.0"

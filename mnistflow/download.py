@@ -1,0 +1,162 @@
+"""Step 1: fetch the four IDX files from the first mirror that serves them intact.
+
+A file is verified before it is published under its final name, so later steps
+never see an unverified byte; a file already there that verifies is never
+fetched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import atomic
+from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
+from .errors import MnistflowError
+from .idx import gunzip, parse_idx
+from .params import DataParams
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "MNISTFLOW_MIRROR"
+NDIM = {"train-images": 3, "train-labels": 1, "test-images": 3, "test-labels": 1}
+HINT = (
+    f"to work offline, put the four *-ubyte.gz files in a directory and set "
+    f"{MIRROR_ENV}=/that/dir (or list it under data.mirrors in params.yaml)"
+)
+
+
+class _Corrupt(Exception):
+    """The mirror answered, but with the wrong bytes: do not ask it again."""
+
+
+class _Permanent(Exception):
+    """The mirror cannot serve this file (404, no such directory)."""
+
+
+@dataclass(frozen=True)
+class DatasetFiles:
+    """Where the verified files are, and the digest of their uncompressed content."""
+
+    dataset: str
+    directory: str
+    paths: dict[str, str]
+    md5: dict[str, str]  # of the uncompressed bytes
+    digest: str
+
+
+def mirror_list(data: DataParams, env: dict[str, str] | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    configured = list(data.mirrors) if data.mirrors is not None else list(DATASETS[data.dataset].mirrors)
+    extra = env.get(MIRROR_ENV, "").strip()
+    return ([extra] if extra else []) + [m for m in configured if m != extra]
+
+
+def expected_checksums(data: DataParams) -> dict[str, Checksum]:
+    if data.checksums is not None:
+        return {key: Checksum(md5, True) for key, md5 in data.checksums.items()}
+    return DATASETS[data.dataset].checksums
+
+
+def dataset_dir(data: DataParams, root: Path = Path(".")) -> Path:
+    return root / "data" / data.dataset
+
+
+def _verify(key: str, source: str, blob: bytes, checksum: Checksum) -> str:
+    """Check one file; return the md5 of its uncompressed content."""
+    try:
+        raw = gunzip(Path(source), blob)
+        parse_idx(Path(source), raw, NDIM[key])
+    except MnistflowError as exc:
+        raise _Corrupt(str(exc).split(": ", 1)[-1]) from None
+    raw_md5 = hashlib.md5(raw).hexdigest()
+    got = raw_md5 if checksum.uncompressed else hashlib.md5(blob).hexdigest()
+    if got != checksum.md5:
+        what = "uncompressed md5" if checksum.uncompressed else "md5 of the .gz"
+        raise _Corrupt(f"{what} {got} is not the expected {checksum.md5}")
+    return raw_md5
+
+
+def _fetch(mirror: str, name: str, timeout: float) -> bytes:
+    if "://" not in mirror:
+        path = Path(mirror).expanduser() / name
+        if not path.parent.is_dir():
+            raise _Permanent(f"no such directory {path.parent}")
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise _Permanent(f"no file {name}") from None
+    url = mirror.rstrip("/") + "/" + name
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        # 5xx and 429 are worth another try; 404 and friends are not.
+        if exc.code >= 500 or exc.code == 429:
+            raise OSError(f"HTTP {exc.code}") from None
+        raise _Permanent(f"HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise OSError(str(exc.reason)) from None
+
+
+def _fetch_verified(key: str, mirror: str, checksum: Checksum, retries: int,
+                    backoff: float, timeout: float) -> tuple[bytes, str]:
+    name = FILE_NAMES[key]
+    for attempt in range(retries + 1):
+        try:
+            blob = _fetch(mirror, name, timeout)
+        except OSError as exc:  # connection refused, reset, timeout, 5xx
+            if attempt == retries:
+                raise _Permanent(f"{exc} (after {retries + 1} tries)") from None
+            delay = backoff * 2**attempt
+            log.warning("%s from %s failed (%s); retrying in %.1fs", name, mirror, exc, delay)
+            time.sleep(delay)
+            continue
+        return blob, _verify(key, f"{mirror.rstrip('/')}/{name}", blob, checksum)
+    raise AssertionError("unreachable")
+
+
+def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
+             backoff: float = 0.5, timeout: float = 60.0,
+             env: dict[str, str] | None = None) -> DatasetFiles:
+    """Make ``data/<dataset>/`` hold the four verified files; fetch only what is missing."""
+    directory = dataset_dir(data, root)
+    checksums = expected_checksums(data)
+    mirrors = mirror_list(data, env)
+    paths: dict[str, str] = {}
+    md5: dict[str, str] = {}
+    for key in FILES:
+        target = directory / FILE_NAMES[key]
+        paths[key] = str(target)
+        if target.exists():
+            try:
+                md5[key] = _verify(key, str(target), target.read_bytes(), checksums[key])
+                continue
+            except _Corrupt as exc:
+                log.warning("%s does not verify (%s); fetching it again", target, exc)
+        failures = []
+        for mirror in mirrors:
+            try:
+                blob, md5[key] = _fetch_verified(key, mirror, checksums[key], retries, backoff, timeout)
+            except (_Corrupt, _Permanent) as exc:
+                failures.append(f"{mirror} ({exc})")
+                log.warning("%s from %s: %s", FILE_NAMES[key], mirror, exc)
+                continue
+            atomic.write_bytes(target, blob)
+            log.info("fetched %s from %s", FILE_NAMES[key], mirror)
+            break
+        else:
+            raise MnistflowError(
+                f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
+                + "; ".join(failures) + f". {HINT}"
+            )
+    digest = hashlib.sha256(
+        "".join(f"{key}:{md5[key]}\n" for key in FILES).encode()
+    ).hexdigest()
+    return DatasetFiles(data.dataset, str(directory), paths, md5, digest)

@@ -1,0 +1,195 @@
+"""params.yaml, validated in one place.
+
+Every field has the recipe's default, so an empty params.yaml reproduces the
+original run. Unknown keys are errors (a typo must not silently fall back to a
+default), and every bad value is named in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import MnistflowError
+
+FILE_KEYS = ("train-images", "train-labels", "test-images", "test-labels")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(_Section):
+    # custom: an MNIST-format dataset of your own; give its mirrors and checksums.
+    dataset: Literal["mnist", "fashion-mnist", "kmnist", "custom"] = "mnist"
+    # None means the dataset's published mirrors (torchvision's list for MNIST).
+    mirrors: list[str] | None = None
+    val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = Field(0, ge=0)
+    # md5 of each *uncompressed* file, replacing the published ones: for a
+    # private copy or a custom dataset. Keys: train-images, train-labels,
+    # test-images, test-labels.
+    checksums: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] | None = None
+    # Subtract the dataset mean / divide by std once, when the tensors are built.
+    normalize: bool = False
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must list at least one mirror (or be omitted for the defaults)")
+        for mirror in value:
+            if not mirror.strip():
+                raise ValueError("a mirror is an empty string")
+            scheme = mirror.split("://", 1)[0] if "://" in mirror else ""
+            if scheme and scheme not in ("http", "https", "file"):
+                raise ValueError(f"{mirror!r} is neither an http(s) URL nor a local directory")
+        return value
+
+    @field_validator("checksums")
+    @classmethod
+    def _checksums(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and set(value) != set(FILE_KEYS):
+            raise ValueError(f"must give exactly the keys {', '.join(FILE_KEYS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_needs_sources(self) -> "DataParams":
+        if self.dataset == "custom" and (self.checksums is None or self.mirrors is None):
+            raise ValueError("dataset custom needs both mirrors and checksums")
+        return self
+
+
+class ModelParams(_Section):
+    hidden: list[Annotated[int, Field(ge=1)]] = [32]
+    activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # Renormalise each hidden unit's incoming weights to at most this L2 norm after
+    # every step (Srivastava et al. 2014); None disables it.
+    max_norm: float | None = Field(None, gt=0.0)
+
+
+class OptimizerParams(_Section):
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0)
+
+
+class StageParams(_Section):
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0.0)
+    # constant: the recipe. onecycle: warm up to lr then anneal, per batch.
+    schedule: Literal["constant", "onecycle", "cosine"] = "constant"
+
+
+class AugmentParams(_Section):
+    # Random translation by up to this many pixels, done on the batch tensor.
+    max_shift: int = Field(0, ge=0, le=8)
+
+
+class TrainParams(_Section):
+    batch_size: int = Field(100, ge=1)
+    optimizer: OptimizerParams = OptimizerParams()
+    stages: list[StageParams] = Field(
+        default_factory=lambda: [StageParams(epochs=5, lr=0.5), StageParams(epochs=5, lr=0.1)],
+        min_length=1,
+    )
+    augment: AugmentParams = AugmentParams()
+    seed: int = Field(0, ge=0)
+    # Pinned because float reductions depend on the thread count: the flow and
+    # `dvc repro` must produce byte-identical outputs. One thread is also the
+    # fastest for a 784-32-10 MLP on a small CPU (see bench/).
+    threads: int = Field(1, ge=1)
+
+
+class PlotParams(_Section):
+    dpi: int = Field(100, ge=20, le=600)
+    width: float = Field(10.0, gt=0.0)
+    height: float = Field(4.0, gt=0.0)
+
+
+class Params(_Section):
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    device: str = "auto"
+    plot: PlotParams = PlotParams()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.match(value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    def digest(self, *sections: str) -> str:
+        """sha256 of the named sections (all when none), canonical JSON."""
+        dumped = self.model_dump(mode="json")
+        chosen = {name: dumped[name] for name in (sections or tuple(dumped))}
+        blob = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def training_digest(self) -> str:
+        """What a checkpoint must match to be resumed from.
+
+        Mirrors and plot options cannot change the trained weights, so they are
+        left out; everything else can.
+        """
+        data = self.data.model_dump(mode="json")
+        data.pop("mirrors")
+        blob = json.dumps(
+            {"data": data, "model": self.model.model_dump(mode="json"),
+             "train": self.train.model_dump(mode="json")},
+            sort_keys=True, separators=(",", ":"),
+        ).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    if error["type"] == "missing":
+        return f"{where}: required"
+    return f"{where}: {message} (got {error['input']!r})"
+
+
+def validate(raw: Any, source: str = "params") -> Params:
+    """Validate plain data into Params; one line names every bad value."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise MnistflowError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors(include_url=False))
+        raise MnistflowError(f"{source}: {problems}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MnistflowError(f"{path}: no such params file") from None
+    except OSError as exc:
+        raise MnistflowError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise MnistflowError(f"{path}: not valid YAML{where}") from None
+    return validate(raw, str(path))

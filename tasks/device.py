@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from mnistflow.device import DeviceChoice, select_device
+
+from . import TASK_DEFAULTS
+
+
+@task(name="select-device", **TASK_DEFAULTS)
+def device_task(request: str) -> DeviceChoice:
+    choice = select_device(request)
+    get_run_logger().info("device %s (%s)", choice.name, choice.reason)
+    return choice

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from prefect import task
+
+from mnistflow.download import DatasetFiles, download
+from mnistflow.params import DataParams
+
+from . import TASK_DEFAULTS, retry_unless_user_error
+
+
+@task(name="download", retries=2, retry_delay_seconds=[5, 30],
+      retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
+def download_task(data: DataParams) -> DatasetFiles:
+    """Fetch and verify the four IDX files (each mirror also retries with backoff)."""
+    return download(data)

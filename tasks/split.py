@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from mnistflow.download import DatasetFiles
+from mnistflow.params import DataParams
+from mnistflow.paths import Outputs
+from mnistflow.split import make_split
+
+from . import TASK_DEFAULTS
+
+
+@task(name="split", **TASK_DEFAULTS)
+def split_task(files: DatasetFiles, data: DataParams) -> Path:
+    """Record the seeded train/validation split; returns its path."""
+    return make_split(files, data, Outputs().split)

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+
+from mnistflow.device import DeviceChoice
+from mnistflow.loaders import Splits
+from mnistflow.params import Params
+from mnistflow.train import train_stage
+
+from . import TASK_DEFAULTS, retry_unless_user_error
+
+
+def _stage_name(parameters: dict[str, Any]) -> str:
+    stage = parameters["params"].train.stages[parameters["stage_index"]]
+    return f"train-stage-{parameters['stage_index'] + 1}-lr{stage.lr:g}"
+
+
+# A retry resumes from the last epoch's checkpoint, not from epoch 0.
+@task(name="train-stage", task_run_name=lambda: _run_name(), retries=1, retry_delay_seconds=2,
+      retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
+def train_stage_task(params: Params, splits: Splits, device: DeviceChoice, data_digest: str,
+                     stage_index: int) -> Path:
+    logger = get_run_logger()
+
+    def progress(row: dict[str, Any]) -> None:
+        logger.info(
+            "stage %d/%d epoch %d/%d  lr %.4g  train loss %.4f  val loss %.4f  val acc %.2f%%  (%.2fs)",
+            row["stage"], row["stages"], row["stage_epoch"], row["stage_epochs"], row["lr"],
+            row["train_loss"], row["val_loss"], 100 * row["val_accuracy"], row["seconds"])
+
+    return train_stage(params, splits, device.torch, data_digest, stage_index,
+                       progress=progress, device_reason=device.reason)
+
+
+def _run_name() -> str:
+    from prefect.runtime import task_run
+
+    return _stage_name(task_run.parameters)
