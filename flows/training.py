@@ -66,13 +66,21 @@ class _HideUserErrorTracebacks(logging.Filter):
     """Prefect logs a failed task with its traceback; for a user's mistake one line is enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], MnistflowError):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, MnistflowError):
             record.exc_info, record.exc_text = None, None
-            record.msg, record.args = f"{record.getMessage().splitlines()[0]} {record.exc_info or ''}".strip(), ()
-        elif "MnistflowError" in record.getMessage() and "Traceback" in record.getMessage():
-            last = record.getMessage().strip().splitlines()[-1]
-            record.msg, record.args = last, ()
         return True
+
+
+def _quiet_user_errors() -> None:
+    hide = _HideUserErrorTracebacks()
+    loggers = [logging.getLogger()] + [
+        logger for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("prefect") and isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            handler.addFilter(hide)
 
 
 def main() -> None:
@@ -85,8 +93,7 @@ def main() -> None:
 
     def run() -> None:
         params = load_params(args.params)  # a bad params file fails here, before Prefect starts
-        for handler in logging.getLogger("prefect").handlers:
-            handler.addFilter(_HideUserErrorTracebacks())
+        _quiet_user_errors()
         state = training(params=params, return_state=True)
         if state.is_failed():
             try:

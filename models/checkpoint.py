@@ -13,6 +13,7 @@ code on load.
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -30,7 +31,11 @@ MODEL_FORMAT = "mnistflow.model/1"
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
-    atomic.write_with(path, lambda tmp: torch.save(payload, tmp))
+    # Serialise in memory: torch.save names the zip's inner folder after the file,
+    # and the temporary file's random name would make every save's bytes differ.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic.write_bytes(path, buffer.getvalue())
 
 
 def _load(path: Path, expected_format: str) -> dict[str, Any]:

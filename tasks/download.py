@@ -8,7 +8,7 @@ from mnistflow.params import DataParams
 from . import TASK_DEFAULTS, retry_unless_user_error
 
 
-@task(name="download", retries=2, retry_delay_seconds=[5, 30],
+@task(name="download", retries=1, retry_delay_seconds=10,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
 def download_task(data: DataParams) -> DatasetFiles:
     """Fetch and verify the four IDX files (each mirror also retries with backoff)."""

@@ -1,0 +1,28 @@
+# Two commands do everything on a fresh clone: `make run` and `make test`.
+# Both create .venv and install the project into it first (once).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: run test repro bench setup clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml
+	$(PY) -m flows.training
+
+test: setup  ## the whole test suite (CI runs exactly this)
+	$(PY) -m pytest -q
+
+repro: setup  ## the same pipeline through DVC
+	$(VENV)/bin/dvc repro
+
+bench: setup  ## speed against the original recipe (see bench/README.md)
+	$(PY) -m bench.speed
+
+clean:
+	rm -rf outputs

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mnistflow.params import validate
+from tests.helpers import tiny_params, write_dataset
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A small generated MNIST-format dataset in a directory mirror, and its checksums."""
+    directory = tmp_path / "mirror"
+    return directory, write_dataset(directory)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory: every step writes data/ and outputs/ relative to it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MNISTFLOW_MIRROR", raising=False)
+    return work
+
+
+@pytest.fixture
+def params(dataset):
+    directory, checksums = dataset
+    return validate(tiny_params(directory, checksums))
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Path:
+    """The real MNIST through the mirror setting, as an air-gapped user reaches it."""
+    mirror = os.environ.get("MNISTFLOW_MIRROR", "")
+    if not mirror or not (Path(mirror) / "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must set MNISTFLOW_MIRROR to a directory holding the real MNIST")
+        pytest.skip("real MNIST not reachable: set MNISTFLOW_MIRROR to a directory with the four *-ubyte.gz files")
+    return Path(mirror)

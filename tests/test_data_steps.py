@@ -1,0 +1,133 @@
+"""download, split, loaders and device on small generated IDX data."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from mnistflow.datasets import FILE_NAMES
+from mnistflow.device import select_device
+from mnistflow.download import download, mirror_list
+from mnistflow.errors import MnistflowError
+from mnistflow.idx import encode_idx, parse_idx, read_idx_gz
+from mnistflow.loaders import batches, build_splits, random_shift
+from mnistflow.params import validate
+from mnistflow.split import make_split, read_split, split_indices
+from tests.helpers import tiny_params
+
+
+def test_idx_round_trip_and_bad_files(tmp_path):
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    raw = encode_idx(images)
+    assert np.array_equal(parse_idx(tmp_path, raw, 3), images)
+    with pytest.raises(MnistflowError, match="wrong magic number"):
+        parse_idx(tmp_path / "x", b"\x00\x00\x08\x01" + raw[4:], 3)
+    with pytest.raises(MnistflowError, match="wrong length"):
+        parse_idx(tmp_path / "x", raw[:-5], 3)
+    truncated = tmp_path / "t.gz"
+    truncated.write_bytes(gzip.compress(raw)[:-20])
+    with pytest.raises(MnistflowError, match="t.gz: not a complete gzip file"):
+        read_idx_gz(truncated, 3)
+
+
+def test_download_from_a_directory_then_never_again(workdir, params, dataset):
+    files = download(params.data)
+    for key, path in files.paths.items():
+        assert (workdir / path).read_bytes() == (dataset[0] / FILE_NAMES[key]).read_bytes()
+    assert files.md5 == dataset[1]
+    # A file that verifies is not fetched again: with the mirror gone, it still works.
+    for f in dataset[0].iterdir():
+        f.unlink()
+    assert download(params.data).digest == files.digest
+
+
+def test_download_replaces_a_local_file_that_does_not_verify(workdir, params, dataset):
+    files = download(params.data)
+    target = workdir / files.paths["train-labels"]
+    target.write_bytes(b"garbage")
+    download(params.data)
+    assert target.read_bytes() == (dataset[0] / FILE_NAMES["train-labels"]).read_bytes()
+
+
+def test_recompressed_copy_verifies_corrupt_copy_does_not(workdir, dataset, tmp_path):
+    directory, checksums = dataset
+    recompressed = tmp_path / "recompressed"
+    recompressed.mkdir()
+    for name in FILE_NAMES.values():
+        (recompressed / name).write_bytes(gzip.compress(gzip.decompress((directory / name).read_bytes()), 1))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for name in FILE_NAMES.values():
+        raw = bytearray(gzip.decompress((directory / name).read_bytes()))
+        raw[-1] ^= 0xFF  # one flipped pixel: a valid gzip of the wrong content
+        (corrupt / name).write_bytes(gzip.compress(bytes(raw)))
+    p = validate(tiny_params(corrupt, checksums, data={"mirrors": [str(corrupt), str(recompressed)]}))
+    files = download(p.data, backoff=0)
+    assert files.md5 == checksums
+
+
+def test_every_mirror_failing_names_each_and_leaves_nothing(workdir, dataset, tmp_path):
+    p = validate(tiny_params(tmp_path / "nowhere", dataset[1],
+                             data={"mirrors": [str(tmp_path / "nowhere"), "http://127.0.0.1:9/"]}))
+    with pytest.raises(MnistflowError) as info:
+        download(p.data, retries=1, backoff=0)
+    message = str(info.value)
+    assert "nowhere (no such directory" in message and "http://127.0.0.1:9/ (" in message
+    assert "MNISTFLOW_MIRROR" in message and "\n" not in message
+    leftovers = [p for p in (workdir / "data").rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_env_mirror_is_tried_first(params):
+    assert mirror_list(params.data, {"MNISTFLOW_MIRROR": "/srv/mnist"})[0] == "/srv/mnist"
+    assert mirror_list(validate({}).data, {})[0].startswith("https://ossci-datasets.s3")
+
+
+def test_split_is_seeded_disjoint_and_recorded(workdir, params):
+    train, val = split_indices(100, 0.2, seed=7)
+    assert len(val) == 20 and not set(train) & set(val) and len(set(train) | set(val)) == 100
+    assert np.array_equal(split_indices(100, 0.2, seed=7)[1], val)
+    assert not np.array_equal(split_indices(100, 0.2, seed=8)[1], val)
+    with pytest.raises(MnistflowError, match="data.val_fraction"):
+        split_indices(3, 0.01, seed=0)
+    files = download(params.data)
+    path = make_split(files, params.data, workdir / "outputs/split.json")
+    train_idx, val_idx, record = read_split(path, files)
+    assert record["val_size"] == 120 and len(train_idx) == 480 and record["seed"] == 0
+
+
+def test_loaders_hold_scaled_tensors_and_shuffle_by_seed(workdir, params):
+    files = download(params.data)
+    train_idx, val_idx = split_indices(600, 0.2, 0)
+    splits = build_splits(files, train_idx, val_idx, torch.device("cpu"))
+    assert splits.train.x.shape == (480, 784) and splits.train.x.dtype == torch.float32
+    assert 0.0 <= splits.train.x.min() and splits.train.x.max() <= 1.0
+    first = [y for _, y in batches(splits.train, 100, shuffle_seed=1)]
+    again = [y for _, y in batches(splits.train, 100, shuffle_seed=1)]
+    other = [y for _, y in batches(splits.train, 100, shuffle_seed=2)]
+    assert [len(b) for b in first] == [100, 100, 100, 100, 80]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(torch.cat(first), torch.cat(other))
+    assert torch.equal(torch.cat(first).sort().values, splits.train.y.sort().values)
+    normalized = build_splits(files, train_idx, val_idx, torch.device("cpu"), normalize=True)
+    assert abs(float(normalized.train.x.mean())) < 1e-3
+
+
+def test_random_shift_moves_pixels_and_keeps_shape():
+    x = torch.zeros(4, 784)
+    x.view(4, 28, 28)[:, 14, 14] = 1.0
+    shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape and torch.all(shifted.sum(1) == 1.0)
+    positions = shifted.view(4, 28, 28).nonzero()[:, 1:]
+    assert torch.all((positions - 14).abs() <= 2)
+
+
+def test_device_selection():
+    assert select_device("cpu").name == "cpu"
+    choice = select_device("auto")
+    assert choice.reason.startswith("auto")
+    if not torch.cuda.is_available():
+        assert choice.name in ("cpu", "mps")
+        with pytest.raises(MnistflowError, match="device: cuda:1 requested but no CUDA device"):
+            select_device("cuda:1")
