@@ -41,3 +41,13 @@ def real_mnist() -> Path:
             pytest.fail("CI must set MNISTFLOW_MIRROR to a directory holding the real MNIST")
         pytest.skip("real MNIST not reachable: set MNISTFLOW_MIRROR to a directory with the four *-ubyte.gz files")
     return Path(mirror)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One real Prefect API server for the session; tests point PREFECT_API_URL at it."""
+    from tests.helpers import PrefectServer
+
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
+    yield server
+    server.stop()

@@ -1,0 +1,49 @@
+"""The training flow, run as a user runs it, against a real Prefect server."""
+
+import json
+import sys
+
+from tests.helpers import REPO, run, tiny_params, write_params
+
+
+def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, prefect_server):
+    directory, checksums = dataset
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work / "params.yaml", tiny_params(directory, checksums))
+    result = run([sys.executable, "-m", "flows.training"], work, prefect_server.env, check=True)
+    assert "validation accuracy" in result.stdout
+
+    metrics = json.loads((work / "outputs/metrics.json").read_text())
+    assert {"accuracy", "loss"} <= set(metrics["val"]) and {"accuracy", "loss"} <= set(metrics["test"])
+    assert (work / "outputs/plots/training.png").exists() and (work / "outputs/plots/confusion.png").exists()
+
+    runs = prefect_server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})
+    flow_run = runs[0]
+    assert flow_run["state_type"] == "COMPLETED"
+    tasks = prefect_server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run["id"]]}}})
+    names = sorted(t["name"].rsplit("-", 1)[0] if not t["name"].startswith("train-stage") else t["name"]
+                   for t in tasks)
+    assert names == ["build-loaders", "download", "evaluate", "plot", "select-device", "split",
+                     "train-stage-1-lr0.5", "train-stage-2-lr0.1"]
+    assert all(t["state_type"] == "COMPLETED" for t in tasks)
+    logs = prefect_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})
+    progress = [log["message"] for log in logs if "val acc" in log["message"]]
+    assert len(progress) == 4 and progress[0].startswith("stage 1/2 epoch 1/2")
+
+
+def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_server):
+    from tests.helpers import stage
+
+    directory, checksums = dataset
+    by_flow, by_stages = tmp_path / "flow", tmp_path / "stages"
+    for work in (by_flow, by_stages):
+        work.mkdir()
+        write_params(work / "params.yaml", tiny_params(directory, checksums))
+    run([sys.executable, "-m", "flows.training"], by_flow, prefect_server.env, check=True)
+    for name in ("download", "split", "train", "evaluate", "plot"):
+        stage(by_stages, name, check=True)
+    files = sorted(p.relative_to(by_flow) for p in (by_flow / "outputs").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(by_stages) for p in (by_stages / "outputs").rglob("*") if p.is_file())
+    for rel in files:
+        assert (by_flow / rel).read_bytes() == (by_stages / rel).read_bytes(), rel
