@@ -2,12 +2,15 @@
 
 A file is verified before it is published under its final name, so later steps
 never see an unverified byte; a file already there that verifies is never
-fetched again.
+fetched again. Files are stored *uncompressed*: the bytes (and so DVC's hashes)
+are the same whichever mirror served them, however it compressed them, and
+loading skips a gunzip.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -64,12 +67,30 @@ def expected_checksums(data: DataParams) -> dict[str, Checksum]:
     return DATASETS[data.dataset].checksums
 
 
+MANIFEST = "checksums.json"
+
+
 def dataset_dir(data: DataParams, root: Path = Path(".")) -> Path:
     return root / "data" / data.dataset
 
 
-def _verify(key: str, source: str, blob: bytes, checksum: Checksum) -> str:
-    """Check one file; return the md5 of its uncompressed content."""
+def stored_name(key: str) -> str:
+    return FILE_NAMES[key].removesuffix(".gz")
+
+
+def _stored_md5(key: str, path: Path, expected: str | None) -> str | None:
+    """md5 of a stored file if it is a well-formed IDX file matching ``expected``."""
+    raw = path.read_bytes()
+    try:
+        parse_idx(path, raw, NDIM[key])
+    except MnistflowError:
+        return None
+    md5 = hashlib.md5(raw).hexdigest()
+    return md5 if md5 == expected else None
+
+
+def _verify(key: str, source: str, blob: bytes, checksum: Checksum) -> tuple[bytes, str]:
+    """Check one fetched .gz file; return its uncompressed bytes and their md5."""
     try:
         raw = gunzip(Path(source), blob)
         parse_idx(Path(source), raw, NDIM[key])
@@ -80,7 +101,7 @@ def _verify(key: str, source: str, blob: bytes, checksum: Checksum) -> str:
     if got != checksum.md5:
         what = "uncompressed md5" if checksum.uncompressed else "md5 of the .gz"
         raise _Corrupt(f"{what} {got} is not the expected {checksum.md5}")
-    return raw_md5
+    return raw, raw_md5
 
 
 def _fetch(mirror: str, name: str, timeout: float) -> bytes:
@@ -107,6 +128,7 @@ def _fetch(mirror: str, name: str, timeout: float) -> bytes:
 
 def _fetch_verified(key: str, mirror: str, checksum: Checksum, retries: int,
                     backoff: float, timeout: float) -> tuple[bytes, str]:
+    """The uncompressed, verified bytes of one file from one mirror, and their md5."""
     name = FILE_NAMES[key]
     for attempt in range(retries + 1):
         try:
@@ -118,7 +140,7 @@ def _fetch_verified(key: str, mirror: str, checksum: Checksum, retries: int,
             log.warning("%s from %s failed (%s); retrying in %.1fs", name, mirror, exc, delay)
             time.sleep(delay)
             continue
-        return blob, _verify(key, f"{mirror.rstrip('/')}/{name}", blob, checksum)
+        return _verify(key, f"{mirror.rstrip('/')}/{name}", blob, checksum)
     raise AssertionError("unreachable")
 
 
@@ -129,26 +151,34 @@ def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
     directory = dataset_dir(data, root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
+    manifest_path = directory / MANIFEST
+    # For datasets verified on their .gz bytes, the manifest remembers the md5 of
+    # the uncompressed copy we verified, so a stored file can be re-checked.
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        manifest = {}
     paths: dict[str, str] = {}
     md5: dict[str, str] = {}
     for key in FILES:
-        target = directory / FILE_NAMES[key]
+        target = directory / stored_name(key)
         paths[key] = str(target)
+        expected = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
         if target.exists():
-            try:
-                md5[key] = _verify(key, str(target), target.read_bytes(), checksums[key])
+            stored = _stored_md5(key, target, expected)
+            if stored is not None:
+                md5[key] = stored
                 continue
-            except _Corrupt as exc:
-                log.warning("%s does not verify (%s); fetching it again", target, exc)
+            log.warning("%s does not verify; fetching it again", target)
         failures = []
         for mirror in mirrors:
             try:
-                blob, md5[key] = _fetch_verified(key, mirror, checksums[key], retries, backoff, timeout)
+                raw, md5[key] = _fetch_verified(key, mirror, checksums[key], retries, backoff, timeout)
             except (_Corrupt, _Permanent) as exc:
                 failures.append(f"{mirror} ({exc})")
                 log.warning("%s from %s: %s", FILE_NAMES[key], mirror, exc)
                 continue
-            atomic.write_bytes(target, blob)
+            atomic.write_bytes(target, raw)
             log.info("fetched %s from %s", FILE_NAMES[key], mirror)
             break
         else:
@@ -156,6 +186,8 @@ def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {HINT}"
             )
+    if manifest != md5:
+        atomic.write_json(manifest_path, md5)
     digest = hashlib.sha256(
         "".join(f"{key}:{md5[key]}\n" for key in FILES).encode()
     ).hexdigest()

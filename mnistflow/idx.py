@@ -42,13 +42,14 @@ def parse_idx(path: Path, raw: bytes, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx_gz(path: str | Path, ndim: int) -> np.ndarray:
+def read_idx(path: str | Path, ndim: int) -> np.ndarray:
+    """Read an IDX file, gzipped (``.gz``) or not."""
     path = Path(path)
     try:
         blob = path.read_bytes()
     except FileNotFoundError:
         raise MnistflowError(f"{path}: missing (run the download step first)") from None
-    return parse_idx(path, gunzip(path, blob), ndim)
+    return parse_idx(path, gunzip(path, blob) if path.suffix == ".gz" else blob, ndim)
 
 
 def encode_idx(array: np.ndarray) -> bytes:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .download import DatasetFiles
-from .idx import read_idx_gz
+from .idx import read_idx
 
 
 @dataclass
@@ -67,10 +67,10 @@ def _to_device(images: np.ndarray, labels: np.ndarray, device: torch.device,
 
 def build_splits(files: DatasetFiles, train_idx: np.ndarray, val_idx: np.ndarray,
                  device: torch.device, normalize: bool = False) -> Splits:
-    train_images = read_idx_gz(files.paths["train-images"], 3)
-    train_labels = read_idx_gz(files.paths["train-labels"], 1)
-    test_images = read_idx_gz(files.paths["test-images"], 3)
-    test_labels = read_idx_gz(files.paths["test-labels"], 1)
+    train_images = read_idx(files.paths["train-images"], 3)
+    train_labels = read_idx(files.paths["train-labels"], 1)
+    test_images = read_idx(files.paths["test-images"], 3)
+    test_labels = read_idx(files.paths["test-labels"], 1)
     mean, std = 0.0, 1.0
     if normalize:
         # Statistics of the training part only: validation must stay unseen.

@@ -16,7 +16,7 @@ import numpy as np
 from . import atomic
 from .download import DatasetFiles
 from .errors import MnistflowError
-from .idx import read_idx_gz
+from .idx import read_idx
 from .params import DataParams
 
 
@@ -32,7 +32,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 def make_split(files: DatasetFiles, data: DataParams, path: Path) -> Path:
-    labels = read_idx_gz(files.paths["train-labels"], 1)
+    labels = read_idx(files.paths["train-labels"], 1)
     train_idx, val_idx = split_indices(len(labels), data.val_fraction, data.seed)
     record = {
         "dataset": files.dataset,

@@ -1,5 +1,6 @@
 """Real processes: HTTP mirrors on 127.0.0.1, a SIGKILLed training run, bad input at the CLI."""
 
+import gzip
 import json
 import signal
 import subprocess
@@ -23,7 +24,8 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
         result = stage(work, "download")
         assert result.returncode == 0, result.stderr
         for name in FILE_NAMES.values():
-            assert (work / "data/custom" / name).read_bytes() == (directory / name).read_bytes()
+            stored = work / "data/custom" / name.removesuffix(".gz")
+            assert stored.read_bytes() == gzip.decompress((directory / name).read_bytes())
             # the failing mirror is retried with backoff (3 tries), the corrupt one asked once
             assert server.requests.count(f"/fail/{name}") == 3
             assert server.requests.count(f"/corrupt/{name}") == 1
@@ -39,11 +41,11 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
         # Only corrupt mirrors: a one-line error naming each, and nothing unverified kept.
         write_params(work / "params.yaml",
                      tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/corrupt/"]}))
-        (work / "data/custom" / FILE_NAMES["train-images"]).unlink()
+        (work / "data/custom/train-images-idx3-ubyte").unlink()
         result = stage(work, "download")
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("mnistflow: error: could not get train-images")
-        assert not (work / "data/custom" / FILE_NAMES["train-images"]).exists()
+        assert not (work / "data/custom/train-images-idx3-ubyte").exists()
 
 
 def _pipeline(work: Path, through: str = "evaluate") -> None:
@@ -136,11 +138,11 @@ def test_bad_files_are_one_line_errors(tmp_path, dataset):
         raw = bytearray(gzip.decompress((directory / name).read_bytes()))
         raw[3] = 7
         (bad / name).write_bytes(gzip.compress(bytes(raw)))
-    (work / "data/custom" / FILE_NAMES["test-labels"]).unlink()
+    (work / "data/custom/t10k-labels-idx1-ubyte").unlink()
     write_params(work / "params.yaml", tiny_params(bad, checksums))
     result = stage(work, "download")
     assert result.returncode == 2 and "wrong magic number" in result.stderr
-    assert not (work / "data/custom" / FILE_NAMES["test-labels"]).exists()
+    assert not (work / "data/custom/t10k-labels-idx1-ubyte").exists()
     # a corrupt model checkpoint at evaluation
     write_params(work / "params.yaml", tiny_params(directory, checksums))
     stage(work, "download", check=True)
