@@ -1,0 +1,56 @@
+"""Our training, timed the same way as the baseline: the epochs alone (each with its
+validation pass), after the data is on the device.
+
+Usage: python -m bench.ours PARAMS_FILE NAME   (run in a scratch directory; data
+through MNISTFLOW_MIRROR). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+import torch
+
+from mnistflow.device import select_device
+from mnistflow.download import download
+from mnistflow.evaluate import evaluate
+from mnistflow.loaders import build_splits
+from mnistflow.params import load_params
+from mnistflow.paths import Outputs
+from mnistflow.split import make_split, read_split
+from mnistflow.train import configure_determinism, train_stage
+
+
+def main(params_file: str, name: str) -> None:
+    params = load_params(params_file)
+    configure_determinism(params.train.threads)
+    device = select_device(params.device)
+    files = download(params.data)
+    train_idx, val_idx, _ = read_split(make_split(files, params.data, Outputs().split), files)
+    splits = build_splits(files, train_idx, val_idx, device.torch, params.data.normalize)
+    for path in (Outputs().last_checkpoint, Outputs().model):
+        path.unlink(missing_ok=True)  # time a run from scratch, never a resume
+    if device.torch.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for index in range(len(params.train.stages)):
+        train_stage(params, splits, device.torch, files.digest, index, progress=lambda row: None)
+    if device.torch.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    metrics = evaluate(params, splits, files, device.torch)
+    epochs = sum(stage.epochs for stage in params.train.stages)
+    print(json.dumps({
+        "name": name, "train_seconds": seconds, "samples_per_second": len(train_idx) * epochs / seconds,
+        "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if device.torch.type == "cuda" else 0.0,
+        "threads": params.train.threads, "device": device.name,
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,132 @@
+"""Speed against the original recipe, and what the orchestration costs on top.
+
+    python -m bench.speed [--skip-best] [--skip-orchestration]
+
+Runs, in one command and on the same data (the real MNIST through
+MNISTFLOW_MIRROR): the baseline (bench/baseline.py), our default recipe, the
+fast and best presets, then a full `dvc repro` from a clean state, a no-op
+`dvc repro`, and the Prefect flow against a running server. Prints figures and
+ratios; asserts nothing (times on a shared machine are noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def child(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict:
+    result = subprocess.run([PY, "-m", *args], cwd=cwd, env=env or os.environ.copy(),
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{args} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    started = time.perf_counter()
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"{args} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started, result
+
+
+def repo_copy(dest: Path) -> Path:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
+
+
+def table(rows: list[dict], base: dict) -> None:
+    print(f"\n{'run':34} {'train s':>8} {'samples/s':>11} {'peak RSS MB':>11} {'val acc':>8} "
+          f"{'test acc':>8} {'speed-up':>9}")
+    for r in rows:
+        print(f"{r['name']:34} {r['train_seconds']:8.2f} {r['samples_per_second']:11,.0f} "
+              f"{r['peak_rss_mb']:11.0f} {100 * r['val_accuracy']:7.2f}% {100 * r['test_accuracy']:7.2f}% "
+              f"{base['train_seconds'] / r['train_seconds']:8.1f}x")
+
+
+def orchestration(scratch: Path, env: dict[str, str], train_seconds: float) -> None:
+    from tests.helpers import PrefectServer  # a real server, as in the tests
+
+    repo = repo_copy(scratch / "repo")
+    dvc = str(Path(PY).with_name("dvc"))
+    full, _ = timed([dvc, "repro"], repo, env)
+    noop, _ = timed([dvc, "repro"], repo, env)
+
+    home = scratch / "prefect-home"
+    home.mkdir()
+    server = PrefectServer(home).start()
+    try:
+        flow_env = {**env, **{k: v for k, v in server.env.items() if k.startswith("PREFECT_")}}
+        shutil.rmtree(repo / "outputs")
+        (repo / "outputs").mkdir()
+        flow_wall, _ = timed([PY, "-m", "flows.training"], repo, flow_env)
+        run = server.post("/flow_runs/filter", {"sort": "START_TIME_DESC", "limit": 1})[0]
+        tasks = server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+        task_seconds = sum(t["total_run_time"] for t in tasks)
+        flow_seconds = run["total_run_time"]
+        status = subprocess.run([dvc, "status"], cwd=repo, env=env, capture_output=True, text=True).stdout
+    finally:
+        server.stop()
+
+    print("\norchestration (same data, same default recipe; training alone took "
+          f"{train_seconds:.2f}s in-process)")
+    print(f"  dvc repro from a clean state     {full:7.2f}s wall  (+{full - train_seconds:.2f}s on top of training)")
+    print(f"  dvc repro, nothing changed       {noop:7.2f}s wall  (bar: 2s)")
+    print(f"  Prefect flow, process wall       {flow_wall:7.2f}s      (+{flow_wall - train_seconds:.2f}s)")
+    print(f"  Prefect flow run (server's view) {flow_seconds:7.2f}s; its tasks {task_seconds:.2f}s; "
+          f"overhead {flow_seconds - task_seconds:.2f}s (bar: 1.5s)")
+    print(f"  dvc status after the flow run:   {status.strip()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-best", action="store_true", help="skip the ~minutes-long best preset")
+    parser.add_argument("--skip-orchestration", action="store_true")
+    args = parser.parse_args()
+    if not os.environ.get("MNISTFLOW_MIRROR"):
+        sys.exit("set MNISTFLOW_MIRROR to a directory (or URL) holding the real MNIST *-ubyte.gz files")
+    env = {**os.environ, "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": str(REPO)}
+    with tempfile.TemporaryDirectory(prefix="mnistflow-bench-") as tmp:
+        scratch = Path(tmp)
+        work = scratch / "ours"
+        work.mkdir()
+        rows = [child(["bench.ours", str(REPO / "params.yaml"), "ours: default recipe"], work, env)]
+        raw = work / "data" / "mnist"
+        base = child(["bench.baseline", str(raw)], work, env)
+        rows.insert(0, base)
+        presets = ["fast"] + ([] if args.skip_best else ["best"])
+        for preset in presets:
+            rows.append(child(["bench.ours", str(REPO / "presets" / f"{preset}.yaml"),
+                               f"ours: {preset} preset"], work, env))
+        table(rows, base)
+        ours = rows[1]
+        print(f"\ndefault recipe: {base['train_seconds'] / ours['train_seconds']:.1f}x faster than the "
+              f"baseline (bar: 10x); accuracy difference val "
+              f"{100 * (ours['val_accuracy'] - base['val_accuracy']):+.2f} / test "
+              f"{100 * (ours['test_accuracy'] - base['test_accuracy']):+.2f} points (bar: within 0.5)")
+        for r in rows[2:]:
+            print(f"{r['name']}: test {100 * r['test_accuracy']:.2f}% in {r['train_seconds']:.1f}s of training")
+        if not args.skip_orchestration:
+            orchestration(scratch, env, ours["train_seconds"])
+
+
+if __name__ == "__main__":
+    main()
