@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import get_run_logger, task
 
@@ -11,6 +12,7 @@ from mnistflow.params import Params
 from mnistflow.train import train_stage
 
 from . import TASK_DEFAULTS, retry_unless_user_error
+from .report import update_progress
 
 
 def _stage_name(parameters: dict[str, Any]) -> str:
@@ -22,7 +24,7 @@ def _stage_name(parameters: dict[str, Any]) -> str:
 @task(name="train-stage", task_run_name=lambda: _run_name(), retries=1, retry_delay_seconds=2,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
 def train_stage_task(params: Params, splits: Splits, device: DeviceChoice, data_digest: str,
-                     stage_index: int) -> Path:
+                     stage_index: int, progress_artifact: UUID | None = None) -> Path:
     logger = get_run_logger()
 
     def progress(row: dict[str, Any]) -> None:
@@ -30,6 +32,7 @@ def train_stage_task(params: Params, splits: Splits, device: DeviceChoice, data_
             "stage %d/%d epoch %d/%d  lr %.4g  train loss %.4f  val loss %.4f  val acc %.2f%%  (%.2fs)",
             row["stage"], row["stages"], row["stage_epoch"], row["stage_epochs"], row["lr"],
             row["train_loss"], row["val_loss"], 100 * row["val_accuracy"], row["seconds"])
+        update_progress(progress_artifact, row)
 
     return train_stage(params, splits, device.torch, data_digest, stage_index,
                        progress=progress, device_reason=device.reason)

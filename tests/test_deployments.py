@@ -1,0 +1,199 @@
+"""Deployments from prefect.yaml on a real server and a real process worker,
+driven through the `prefect` CLI, as the README tells a user to."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnistflow.params import validate
+from tests.helpers import run, tiny_params, write_dataset, write_params
+from tests.test_dvc import copy_repo, dvc, git
+
+pytestmark = pytest.mark.slow
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+class Project:
+    def __init__(self, repo: Path, server, mirror: Path, checksums: dict[str, str]) -> None:
+        self.repo, self.server, self.mirror, self.checksums = repo, server, mirror, checksums
+        self.env = {**server.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        self.worker: subprocess.Popen | None = None
+
+    def prefect(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        return run([PREFECT, "--no-prompt", *args], self.repo, self.env, check=check, timeout=timeout)
+
+    def start_worker(self) -> None:
+        log = open(self.repo.parent / "worker.log", "a")
+        self.worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "mnistflow"], cwd=self.repo,
+                                       env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill_worker(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait()
+
+    def params(self, **sections) -> dict:
+        return validate(tiny_params(self.mirror, self.checksums, **sections)).model_dump(mode="json")
+
+    def deployment_run(self, name: str, *params: str, check: bool = True) -> subprocess.CompletedProcess:
+        args = ["deployment", "run", name, "--watch", "--watch-timeout", "500"]
+        for p in params:
+            args += ["-p", p]
+        return self.prefect(*args, check=check)
+
+    def last_run(self, deployment: str) -> dict:
+        deps = self.server.post("/deployments/filter", {"deployments": {"name": {"any_": [deployment]}}})
+        # the newest run that is not one of the schedule's future runs
+        runs = self.server.post("/flow_runs/filter", {
+            "deployments": {"id": {"any_": [deps[0]["id"]]}},
+            "flow_runs": {"state": {"type": {"not_any_": ["SCHEDULED"]}}},
+            "sort": "EXPECTED_START_TIME_DESC", "limit": 1})
+        return runs[0]
+
+    def logs(self, flow_run_id: str, expect: str = "", wait: float = 30) -> str:
+        """The run's log messages; logs ship in batches, so wait a little for ``expect``."""
+        deadline = time.monotonic() + wait
+        while True:
+            logs = self.server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}},
+                                                     "sort": "TIMESTAMP_ASC", "limit": 200})
+            text = "\n".join(entry["message"] for entry in logs)
+            if expect in text or time.monotonic() > deadline:
+                return text
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, prefect_server):
+    root = tmp_path_factory.mktemp("deploy")
+    checksums = write_dataset(root / "mirror")
+    repo = copy_repo(root / "repo")
+    proj = Project(repo, prefect_server, root / "mirror", checksums)
+    write_params(repo / "params.yaml", proj.params())
+    dvc(repo, "remote", "add", "-f", "-d", "local", str(root / "remote"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "project")
+    proj.prefect("work-pool", "create", "mnistflow", "--type", "process")
+    proj.prefect("gcl", "create", "mnistflow-outputs", "--limit", "1")
+    proj.prefect("deploy", "--all")
+    proj.start_worker()
+    yield proj
+    proj.kill_worker()
+
+
+def test_deployments_come_from_prefect_yaml_with_typed_params_and_a_weekly_schedule(project):
+    deps = {d["name"]: d for d in project.server.post("/deployments/filter", {})}
+    assert {"train", "retrain"} <= set(deps)
+    schema = deps["train"]["parameter_openapi_schema"]
+    assert "params" in schema["properties"]
+    text = json.dumps(schema)
+    for field in ("val_fraction", "hidden", "stages", "batch_size"):
+        assert field in text  # params.yaml's schema, shown as a form in the UI
+    schedules = deps["retrain"]["schedules"]
+    assert schedules and schedules[0]["schedule"]["cron"] == "0 3 * * 1"
+    assert deps["train"]["concurrency_limit"] == 1 or deps["train"].get("global_concurrency_limit")
+
+
+def test_manual_run_completes_with_artifacts(project):
+    result = project.deployment_run("mnist-training/train")
+    assert "Completed" in result.stdout
+    assert (project.repo / "outputs/metrics.json").exists()
+    flow_run = project.last_run("train")
+    assert flow_run["state_type"] == "COMPLETED"
+    artifacts = project.server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
+    kinds = {a["key"]: a["type"] for a in artifacts}
+    assert kinds.get("training-progress") == "progress"
+    assert kinds.get("epoch-metrics") == "table"
+    assert kinds.get("training-report") == "markdown"
+    progress = next(a for a in artifacts if a["key"] == "training-progress")
+    assert float(progress["data"]) == 100.0
+    report = next(a for a in artifacts if a["key"] == "training-report")
+    assert "data:image/png;base64," in report["data"] and "| test |" in report["data"]
+
+
+def test_failing_run_ends_failed_with_the_reason_in_its_logs(project):
+    bad = project.params(train={"stages": [{"epochs": 1, "lr": 1e30}]})
+    result = project.deployment_run("mnist-training/train", f"params={json.dumps(bad)}", check=False)
+    assert result.returncode == 1 and "Failed" in result.stdout + result.stderr
+    flow_run = project.last_run("train")
+    assert flow_run["state_type"] == "FAILED"
+    assert "stage 1 epoch 1: training loss is" in project.logs(flow_run["id"], expect="training loss is")
+
+
+def test_retraining_promotes_then_skips_then_keeps_a_better_champion(project):
+    registry = project.repo / "registry"
+    first = project.deployment_run("mnist-retraining/retrain")
+    assert "Completed" in first.stdout
+    records = sorted((registry / "runs").glob("*.json"))
+    record = json.loads(records[-1].read_text())
+    assert record["promoted"] is True and record["reason"] == "no champion yet"
+    assert {"run_id", "time", "data_digest", "params", "metrics"} <= set(record)
+    assert record["dvc"]["versioned"] is True
+    assert "retrain" in git(project.repo, "log", "-1", "--format=%s")
+    assert dvc(project.repo, "status", "-c").returncode == 0  # pushed: the remote has it all
+    champion = (registry / "champion/model.pt").read_bytes()
+
+    started = time.monotonic()
+    project.deployment_run("mnist-retraining/retrain")
+    record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
+    assert record["trained"] is False and "unchanged since the champion" in record["reason"]
+    assert "unchanged since the champion" in project.logs(project.last_run("retrain")["id"], expect="unchanged")
+    assert time.monotonic() - started < 60
+
+    # A worse challenger (one short epoch at a tiny learning rate) must not be promoted.
+    good = (project.repo / "params.yaml").read_text()
+    edit = yaml.safe_load(good)
+    edit["train"]["stages"] = [{"epochs": 1, "lr": 1e-4, "schedule": "constant"}]
+    write_params(project.repo / "params.yaml", edit)
+    git(project.repo, "commit", "-qam", "a worse recipe")
+    project.deployment_run("mnist-retraining/retrain")
+    record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
+    assert record["trained"] is True and record["promoted"] is False
+    assert record["challenger_test_accuracy"] < record["champion_test_accuracy"]
+    assert "champion kept" in record["reason"]
+    assert (registry / "champion/model.pt").read_bytes() == champion
+    report = project.server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["training-report"]}},
+                                                        "sort": "CREATED_DESC", "limit": 1})[0]
+    assert "not promoted" in report["data"]
+    (project.repo / "params.yaml").write_text(good)
+    git(project.repo, "commit", "-qam", "back to the good recipe")
+
+
+def test_killed_worker_then_run_again_resumes_and_completes(project):
+    from models import load_checkpoint
+
+    # Slow enough per epoch (tiny batches, wide layers) to kill it mid-training.
+    slow = project.params(train={"batch_size": 4, "stages": [{"epochs": 8, "lr": 0.05}, {"epochs": 8, "lr": 0.01}]},
+                          model={"hidden": [1024, 1024]})
+    checkpoint = project.repo / "outputs/checkpoints/last.pt"
+    checkpoint.unlink(missing_ok=True)
+    out = project.prefect("deployment", "run", "mnist-training/train", "-p", f"params={json.dumps(slow)}").stdout
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+    deadline = time.monotonic() + 300
+    while not (checkpoint.exists() and load_checkpoint(checkpoint)["completed_epochs"] >= 2):
+        assert time.monotonic() < deadline, project.logs(flow_run_id, wait=0)
+        time.sleep(0.1)
+    project.kill_worker()  # the worker and the flow run's process, mid-training
+    done = load_checkpoint(checkpoint)["completed_epochs"]
+    assert 2 <= done < 16
+    # What zombie detection does (README: an automation on missing heartbeats).
+    project.server.post(f"/flow_runs/{flow_run_id}/set_state",
+                        {"state": {"type": "CRASHED", "name": "Crashed"}, "force": True})
+    project.start_worker()
+    result = project.deployment_run("mnist-training/train", f"params={json.dumps(slow)}")
+    assert "Completed" in result.stdout
+    logs = project.logs(project.last_run("train")["id"], expect="stage 2/2 epoch 8/8")
+    assert "stage 2/2 epoch 8/8" in logs
+    assert "stage 1/2 epoch 1/8" not in logs  # resumed, not restarted
+    assert load_checkpoint(checkpoint)["completed_epochs"] == 16
+
+
