@@ -35,8 +35,8 @@ from mnistflow.train import configure_determinism, train_stage  # noqa: E402
 
 
 def run(device: str, params, files) -> dict:
-    configure_determinism(params.train.threads)
     dev = torch.device(device)
+    configure_determinism(params.train.threads, dev)
     train_idx, val_idx, _ = read_split(Outputs().split, files)
     splits = build_splits(files, train_idx, val_idx, dev, params.data.normalize)
     for path in (Outputs().last_checkpoint, Outputs().model):

@@ -26,8 +26,8 @@ from mnistflow.train import configure_determinism, train_stage
 
 def main(params_file: str, name: str) -> None:
     params = load_params(params_file)
-    configure_determinism(params.train.threads)
     device = select_device(params.device)
+    configure_determinism(params.train.threads, device.torch)
     files = download(params.data)
     train_idx, val_idx, _ = read_split(make_split(files, params.data, Outputs().split), files)
     splits = build_splits(files, train_idx, val_idx, device.torch, params.data.normalize)

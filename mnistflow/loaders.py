@@ -2,8 +2,8 @@
 
 The original recipe turned one PIL image at a time into a tensor through a
 DataLoader; that was most of its run time. Here the images are decoded once,
-scaled once, moved to the device once, and a batch is a slice of a tensor that
-was permuted with one gather per epoch.
+scaled once, moved to the device once, and each epoch is one seeded
+permutation from which every batch is gathered with ``index_select``.
 """
 
 from __future__ import annotations
@@ -45,12 +45,17 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def batches(split: TensorSplit, batch_size: int, *, shuffle_seed: int | None = None
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     x, y = split.x, split.y
-    if shuffle_seed is not None:
-        generator = torch.Generator(device=x.device).manual_seed(shuffle_seed)
-        order = torch.randperm(len(y), generator=generator, device=x.device)
-        x, y = x[order], y[order]
+    if shuffle_seed is None:
+        for start in range(0, len(y), batch_size):
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        return
+    generator = torch.Generator(device=x.device).manual_seed(shuffle_seed)
+    order = torch.randperm(len(y), generator=generator, device=x.device)
+    # A gather per batch, not a permuted copy of the whole split per epoch: on a
+    # CPU the 150 MB copy cost a third of the epoch (page faults, cache misses).
     for start in range(0, len(y), batch_size):
-        yield x[start:start + batch_size], y[start:start + batch_size]
+        index = order[start:start + batch_size]
+        yield x.index_select(0, index), y.index_select(0, index)
 
 
 def _to_device(images: np.ndarray, labels: np.ndarray, device: torch.device,

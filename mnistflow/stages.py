@@ -46,9 +46,9 @@ def stage_train(params: Params) -> None:
     from .device import select_device
     from .train import configure_determinism, train_stage
 
-    configure_determinism(params.train.threads)
     files = _files(params)
     device = select_device(params.device)
+    configure_determinism(params.train.threads, device.torch)
     log.info("device %s (%s)", device.name, device.reason)
     splits = _splits(params, files, device.torch)
     for index in range(len(params.train.stages)):
@@ -60,9 +60,9 @@ def stage_evaluate(params: Params) -> None:
     from .evaluate import evaluate
     from .train import configure_determinism
 
-    determinism = configure_determinism(params.train.threads)
     files = _files(params)
     device = select_device(params.device)
+    determinism = configure_determinism(params.train.threads, device.torch)
     metrics = evaluate(params, _splits(params, files, device.torch), files, device.torch,
                        determinism=determinism)
     log.info("validation accuracy %.2f%%, test accuracy %.2f%%",
