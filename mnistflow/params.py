@@ -193,3 +193,18 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         where = f" at line {mark.line + 1}" if mark else ""
         raise MnistflowError(f"{path}: not valid YAML{where}") from None
     return validate(raw, str(path))
+
+
+def main() -> None:
+    """``python -m mnistflow.params [FILE]``: validate a params file and print it as
+    the JSON a deployment run takes (``prefect deployment run ... --params "$(...)"``)."""
+    import sys
+
+    from .cli import run_main
+
+    path = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
+    run_main(lambda: print(json.dumps({"params": load_params(path).model_dump(mode="json")})))
+
+
+if __name__ == "__main__":
+    main()
