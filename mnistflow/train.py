@@ -185,7 +185,7 @@ def train_stage(params: Params, splits: Splits, device: torch.device, data_diges
             if params.model.max_norm is not None:
                 model.apply_max_norm(params.model.max_norm)
             # Accumulate on the device: no host sync (.item()) inside the hot loop.
-            loss_sum += loss.detach() * len(y)
+            loss_sum.add_(loss.detach(), alpha=len(y))
         train_loss = loss_sum.item() / len(splits.train)
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
