@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -31,24 +30,13 @@ from mnistflow.loaders import build_splits  # noqa: E402
 from mnistflow.params import validate  # noqa: E402
 from mnistflow.paths import Outputs  # noqa: E402
 from mnistflow.split import make_split, read_split  # noqa: E402
-from mnistflow.train import configure_determinism, train_stage  # noqa: E402
+from mnistflow.train import train_stage  # noqa: E402
+from bench.ours import time_training  # noqa: E402
 
 
 def run(device: str, params, files) -> dict:
     dev = torch.device(device)
-    configure_determinism(params.train.threads, dev)
-    train_idx, val_idx, _ = read_split(Outputs().split, files)
-    splits = build_splits(files, train_idx, val_idx, dev, params.data.normalize)
-    for path in (Outputs().last_checkpoint, Outputs().model):
-        path.unlink(missing_ok=True)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    started = time.perf_counter()
-    for index in range(len(params.train.stages)):
-        train_stage(params, splits, dev, files.digest, index, progress=lambda row: None)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    seconds, splits = time_training(params, files, dev)
     metrics = evaluate(params, splits, files, dev)
     return {"device": device, "data_device": str(splits.train.x.device), "train_seconds": round(seconds, 3),
             "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"]}

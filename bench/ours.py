@@ -15,32 +15,38 @@ import time
 import torch
 
 from mnistflow.device import select_device
-from mnistflow.download import download
+from mnistflow.download import DatasetFiles, download
 from mnistflow.evaluate import evaluate
-from mnistflow.loaders import build_splits
-from mnistflow.params import load_params
+from mnistflow.loaders import Splits, build_splits
+from mnistflow.params import Params, load_params
 from mnistflow.paths import Outputs
 from mnistflow.split import make_split, read_split
 from mnistflow.train import configure_determinism, train_stage
 
 
-def main(params_file: str, name: str) -> None:
-    params = load_params(params_file)
-    device = select_device(params.device)
-    configure_determinism(params.train.threads, device.torch)
-    files = download(params.data)
+def time_training(params: Params, files: DatasetFiles, device: torch.device) -> tuple[float, Splits]:
+    """Seconds of training from scratch (all stages), with the data already on the device."""
+    configure_determinism(params.train.threads, device)
     train_idx, val_idx, _ = read_split(make_split(files, params.data, Outputs().split), files)
-    splits = build_splits(files, train_idx, val_idx, device.torch, params.data.normalize)
+    splits = build_splits(files, train_idx, val_idx, device, params.data.normalize)
     for path in (Outputs().last_checkpoint, Outputs().model):
         path.unlink(missing_ok=True)  # time a run from scratch, never a resume
-    if device.torch.type == "cuda":
+    if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
     for index in range(len(params.train.stages)):
-        train_stage(params, splits, device.torch, files.digest, index, progress=lambda row: None)
-    if device.torch.type == "cuda":
+        train_stage(params, splits, device, files.digest, index, progress=lambda row: None)
+    if device.type == "cuda":
         torch.cuda.synchronize()
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started, splits
+
+
+def main(params_file: str, name: str) -> None:
+    params = load_params(params_file)
+    device = select_device(params.device)
+    files = download(params.data)
+    seconds, splits = time_training(params, files, device.torch)
+    train_idx = range(len(splits.train))
     metrics = evaluate(params, splits, files, device.torch)
     epochs = sum(stage.epochs for stage in params.train.stages)
     print(json.dumps({

@@ -125,12 +125,15 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     atomic.write_text(path, "\n".join(lines) + "\n")
 
 
+def format_progress(row: dict[str, Any]) -> str:
+    """The one-line progress report of an epoch (terminal and Prefect logs alike)."""
+    return (f"stage {row['stage']}/{row['stages']} epoch {row['stage_epoch']}/{row['stage_epochs']}  "
+            f"lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
+            f"val acc {100 * row['val_accuracy']:.2f}%  ({row['seconds']:.2f}s)")
+
+
 def _log_progress(row: dict[str, Any]) -> None:
-    log.info(
-        "stage %d/%d epoch %d/%d  lr %.4g  train loss %.4f  val loss %.4f  val acc %.2f%%  (%.2fs)",
-        row["stage"], row["stages"], row["stage_epoch"], row["stage_epochs"], row["lr"],
-        row["train_loss"], row["val_loss"], 100 * row["val_accuracy"], row["seconds"],
-    )
+    log.info("%s", format_progress(row))
 
 
 def train_stage(params: Params, splits: Splits, device: torch.device, data_digest: str,

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from mnistflow.device import DeviceChoice
 from mnistflow.loaders import Splits
 from mnistflow.params import Params
-from mnistflow.train import train_stage
+from mnistflow.train import format_progress, train_stage
 
 from . import TASK_DEFAULTS, retry_unless_user_error
 from .report import update_progress
@@ -28,10 +28,7 @@ def train_stage_task(params: Params, splits: Splits, device: DeviceChoice, data_
     logger = get_run_logger()
 
     def progress(row: dict[str, Any]) -> None:
-        logger.info(
-            "stage %d/%d epoch %d/%d  lr %.4g  train loss %.4f  val loss %.4f  val acc %.2f%%  (%.2fs)",
-            row["stage"], row["stages"], row["stage_epoch"], row["stage_epochs"], row["lr"],
-            row["train_loss"], row["val_loss"], 100 * row["val_accuracy"], row["seconds"])
+        logger.info("%s", format_progress(row))
         update_progress(progress_artifact, row)
 
     return train_stage(params, splits, device.torch, data_digest, stage_index,

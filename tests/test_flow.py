@@ -3,7 +3,7 @@
 import json
 import sys
 
-from tests.helpers import REPO, run, tiny_params, write_params
+from tests.helpers import run, tiny_params, write_params
 
 
 def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, prefect_server):
