@@ -26,6 +26,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.sampler import SubsetRandomSampler
 from torchvision import datasets, transforms
 
+from bench.warmup import warm_up_torch_optim
+
 
 class WrappedDataLoader:
     """Moves each batch to the device as it is yielded (the recipe's wrapper)."""
@@ -74,6 +76,7 @@ def main(raw_dir: str) -> None:
         test_loader = WrappedDataLoader(DataLoader(test_set, batch_size=100), device)
 
         model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)).to(device)
+        warm_up_torch_optim()
         started = time.perf_counter()
         for lr, epochs in ((0.5, 5), (0.1, 5)):
             opt = torch.optim.SGD(model.parameters(), lr=lr)

@@ -14,6 +14,7 @@ import time
 
 import torch
 
+from bench.warmup import warm_up_torch_optim
 from mnistflow.device import select_device
 from mnistflow.download import DatasetFiles, download
 from mnistflow.evaluate import evaluate
@@ -31,6 +32,7 @@ def time_training(params: Params, files: DatasetFiles, device: torch.device) -> 
     splits = build_splits(files, train_idx, val_idx, device, params.data.normalize)
     for path in (Outputs().last_checkpoint, Outputs().model):
         path.unlink(missing_ok=True)  # time a run from scratch, never a resume
+    warm_up_torch_optim()
     if device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
