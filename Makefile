@@ -19,7 +19,7 @@ test: setup  ## the whole test suite (CI runs exactly this)
 	$(PY) -m pytest -q
 
 repro: setup  ## the same pipeline through DVC
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 bench: setup  ## speed against the original recipe (see bench/README.md)
 	$(PY) -m bench.speed
