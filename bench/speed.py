@@ -41,17 +41,6 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, subpr
     return time.perf_counter() - started, result
 
 
-def repo_copy(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    return dest
-
-
 def table(rows: list[dict], base: dict) -> None:
     print(f"\n{'run':34} {'train s':>8} {'samples/s':>11} {'peak RSS MB':>11} {'val acc':>8} "
           f"{'test acc':>8} {'speed-up':>9}")
@@ -62,9 +51,9 @@ def table(rows: list[dict], base: dict) -> None:
 
 
 def orchestration(scratch: Path, env: dict[str, str], train_seconds: float) -> None:
-    from tests.helpers import PrefectServer  # a real server, as in the tests
+    from tests.helpers import PrefectServer, copy_repo  # the same real parts as the tests
 
-    repo = repo_copy(scratch / "repo")
+    repo = copy_repo(scratch / "repo")
     dvc = str(Path(PY).with_name("dvc"))
     full, _ = timed([dvc, "repro"], repo, env)
     noop, _ = timed([dvc, "repro"], repo, env)

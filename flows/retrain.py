@@ -81,11 +81,10 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
     params = resolve_params(params, params_file)
     with outputs_slot():
         files = download_task(params.data)
-        fingerprint = registry.Fingerprint(files.digest, params.training_digest(), registry.code_digest())
         champion = registry.read_champion()
         record: dict[str, Any] = {
             "run_id": str(flow_run.id or "local"), "flow_run_name": flow_run.name, "time": registry.now(),
-            "data_digest": files.digest, "fingerprint": registry.fingerprint_dict(fingerprint),
+            "data_digest": files.digest, "fingerprint": registry.fingerprint(files.digest, params),
             "params": params.model_dump(mode="json"),
         }
         if champion is not None and champion.get("fingerprint") == record["fingerprint"]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import atomic
 from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
-from .errors import MnistflowError
+from .errors import MirrorsFailedError, MnistflowError
 from .idx import gunzip, parse_idx
 from .params import DataParams
 
@@ -158,11 +158,9 @@ def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         manifest = {}
-    paths: dict[str, str] = {}
     md5: dict[str, str] = {}
     for key in FILES:
         target = directory / stored_name(key)
-        paths[key] = str(target)
         expected = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
         if target.exists():
             stored = _stored_md5(key, target, expected)
@@ -182,13 +180,36 @@ def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
             log.info("fetched %s from %s", FILE_NAMES[key], mirror)
             break
         else:
-            raise MnistflowError(
+            raise MirrorsFailedError(
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {HINT}"
             )
     if manifest != md5:
         atomic.write_json(manifest_path, md5)
-    digest = hashlib.sha256(
-        "".join(f"{key}:{md5[key]}\n" for key in FILES).encode()
-    ).hexdigest()
+    return _dataset_files(data, directory, md5)
+
+
+def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> DatasetFiles:
+    digest = hashlib.sha256("".join(f"{key}:{md5[key]}\n" for key in FILES).encode()).hexdigest()
+    paths = {key: str(directory / stored_name(key)) for key in FILES}
     return DatasetFiles(data.dataset, str(directory), paths, md5, digest)
+
+
+def locate(data: DataParams, root: Path = Path(".")) -> DatasetFiles:
+    """The files the download step verified, from its manifest, without re-reading them.
+
+    For the steps after a download (DVC stages run as separate processes, and DVC
+    itself hashes data/<dataset>): hashing 55 MB again in each would be work done
+    twice. The manifest must match the expected checksums where they are known.
+    """
+    directory = dataset_dir(data, root)
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise MnistflowError(f"{directory / MANIFEST}: missing or unreadable (run the download step first)") from None
+    checksums = expected_checksums(data)
+    for key in FILES:
+        known = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
+        if manifest.get(key) != known or not (directory / stored_name(key)).exists():
+            raise MnistflowError(f"{directory}: {key} is missing or not the expected file (run the download step)")
+    return _dataset_files(data, directory, manifest)

@@ -9,6 +9,14 @@ class MnistflowError(Exception):
     """A clear, one-line problem with params, files, mirrors or checkpoints."""
 
     exit_code = 2
+    # Whether trying again later can succeed (a network fault) or not (a mistake).
+    retryable = False
+
+
+class MirrorsFailedError(MnistflowError):
+    """No mirror served a verified file; the network may come back."""
+
+    retryable = True
 
 
 class NonFiniteLossError(MnistflowError):

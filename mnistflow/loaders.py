@@ -58,7 +58,7 @@ def batches(split: TensorSplit, batch_size: int, *, shuffle_seed: int | None = N
         yield x.index_select(0, index), y.index_select(0, index)
 
 
-def _to_device(images: np.ndarray, labels: np.ndarray, device: torch.device,
+def to_tensor_split(images: np.ndarray, labels: np.ndarray, device: torch.device,
                mean: float, std: float) -> TensorSplit:
     # Move uint8 (4x fewer bytes than float32), then scale on the device.
     # np.array copies the read-only view of the IDX bytes, which torch refuses to wrap.
@@ -82,9 +82,9 @@ def build_splits(files: DatasetFiles, train_idx: np.ndarray, val_idx: np.ndarray
         pixels = train_images[train_idx].astype(np.float64) / 255.0
         mean, std = float(pixels.mean()), float(pixels.std())
     return Splits(
-        train=_to_device(train_images[train_idx], train_labels[train_idx], device, mean, std),
-        val=_to_device(train_images[val_idx], train_labels[val_idx], device, mean, std),
-        test=_to_device(test_images, test_labels, device, mean, std),
+        train=to_tensor_split(train_images[train_idx], train_labels[train_idx], device, mean, std),
+        val=to_tensor_split(train_images[val_idx], train_labels[val_idx], device, mean, std),
+        test=to_tensor_split(test_images, test_labels, device, mean, std),
         mean=mean,
         std=std,
     )

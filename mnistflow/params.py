@@ -132,13 +132,6 @@ class Params(_Section):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
-    def digest(self, *sections: str) -> str:
-        """sha256 of the named sections (all when none), canonical JSON."""
-        dumped = self.model_dump(mode="json")
-        chosen = {name: dumped[name] for name in (sections or tuple(dumped))}
-        blob = json.dumps(chosen, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()
-
     def training_digest(self) -> str:
         """What a checkpoint must match to be resumed from.
 

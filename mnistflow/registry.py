@@ -13,14 +13,12 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from models import load_model
 
@@ -28,6 +26,9 @@ from . import atomic
 from .download import DatasetFiles
 from .errors import MnistflowError
 from .idx import read_idx
+from .loaders import to_tensor_split
+from .params import Params
+from .train import evaluate_split
 
 REGISTRY = Path("registry")
 CHAMPION = REGISTRY / "champion"
@@ -44,11 +45,9 @@ def code_digest(root: Path = Path(".")) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Fingerprint:
-    data: str
-    params: str
-    code: str
+def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
+    """What must all be unchanged for a retrain to be skipped."""
+    return {"data": data_digest, "params": params.training_digest(), "code": code_digest()}
 
 
 def read_champion() -> dict[str, Any] | None:
@@ -61,18 +60,15 @@ def read_champion() -> dict[str, Any] | None:
         raise MnistflowError(f"{path}: not valid JSON; restore it or delete registry/champion") from None
 
 
-@torch.no_grad()
 def test_accuracy(model_path: Path, files: DatasetFiles, device: torch.device) -> dict[str, float]:
     """Accuracy and loss of any saved model on this dataset's test set, with the
     model's own input scaling: champion and challenger are judged on the same images."""
     model, info = load_model(model_path)
     scaling = info["input_scaling"]
-    images = torch.from_numpy(np.array(read_idx(files.paths["test-images"], 3))).to(device)
-    labels = torch.from_numpy(read_idx(files.paths["test-labels"], 1).astype(np.int64)).to(device)
-    x = (images.reshape(len(images), -1).float() * scaling["scale"] - scaling["mean"]) / scaling["std"]
-    logits = model.to(device)(x)
-    return {"accuracy": (logits.argmax(1) == labels).float().mean().item(),
-            "loss": F.cross_entropy(logits, labels).item()}
+    test = to_tensor_split(read_idx(files.paths["test-images"], 3), read_idx(files.paths["test-labels"], 1),
+                           device, scaling["mean"], scaling["std"])
+    loss, accuracy, _ = evaluate_split(model.to(device), test)
+    return {"accuracy": accuracy, "loss": loss}
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,3 @@ def version_with_dvc(message: str, push: bool = True) -> dict[str, Any]:
                 raise MnistflowError(f"git commit of dvc.lock failed: {commit.stderr.strip()[:200]}")
         out["git_commit"] = run("git", "rev-parse", "HEAD").stdout.strip()
     return out
-
-
-def fingerprint_dict(fp: Fingerprint) -> dict[str, str]:
-    return asdict(fp)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from .cli import run_main, setup_logging
-from .download import DatasetFiles, download
+from .download import DatasetFiles, download, locate
 from .params import Params, load_params
 from .paths import Outputs
 
@@ -19,7 +19,7 @@ log = logging.getLogger("mnistflow")
 
 
 def _files(params: Params) -> DatasetFiles:
-    return download(params.data)  # verifies what is there; fetches only what is missing
+    return locate(params.data)  # the download stage verified them; DVC tracks their hashes
 
 
 def _splits(params: Params, files: DatasetFiles, device):
@@ -31,7 +31,7 @@ def _splits(params: Params, files: DatasetFiles, device):
 
 
 def stage_download(params: Params) -> None:
-    files = _files(params)
+    files = download(params.data)  # verifies what is there; fetches only what is missing
     log.info("dataset %s verified in %s (digest %s)", files.dataset, files.directory, files.digest[:12])
 
 

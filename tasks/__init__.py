@@ -18,7 +18,7 @@ def retry_unless_user_error(task, task_run, state) -> bool:
     try:
         state.result()
     except MnistflowError as exc:
-        return "could not get" in str(exc)  # every mirror failed: the network may come back
+        return exc.retryable
     except Exception:
         return True
     return False

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -193,3 +194,30 @@ class PrefectServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
+
+
+# Real git and dvc in a temporary copy of the repository (tests and bench/).
+def env_for(repo: Path, **extra: str) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(Path(sys.executable).with_name("dvc")), *args], repo, env_for(repo), check=check)
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(["git", *args], repo, env_for(repo), check=True).stdout
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree as git sees it (tracked and untracked, not ignored), as a fresh repo."""
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.email", "test@example.invalid")
+    git(dest, "config", "user.name", "test")
+    return dest

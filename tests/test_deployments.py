@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import run, tiny_params, write_dataset, write_params
-from tests.test_dvc import copy_repo, dvc, git
+from tests.helpers import copy_repo, dvc, git, run, tiny_params, write_dataset, write_params
 
 pytestmark = pytest.mark.slow
 PREFECT = str(Path(sys.executable).with_name("prefect"))
