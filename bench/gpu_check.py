@@ -2,8 +2,8 @@
 
     python bench/gpu_check.py MIRROR_DIR     # the four *-ubyte.gz files
 
-Runs the pipeline's own steps (download through the mirror, split, loaders,
-staged training, evaluation) on CUDA and then on the CPU, and prints the
+Runs the pipeline's own steps (download through the mirror, split, tensors on
+the device, staged training, evaluation) on CUDA and then on the CPU, and prints the
 accuracies, timings and the GPU/CPU ratio. It also checks that the data lives
 on the GPU and that the training loop does not synchronise with the host per
 batch: CUDA's sync debug mode counts the synchronising calls in one epoch.
@@ -24,37 +24,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.ours import time_training  # noqa: E402
 from mnistflow.download import download  # noqa: E402
 from mnistflow.evaluate import evaluate  # noqa: E402
-from mnistflow.loaders import build_splits  # noqa: E402
 from mnistflow.params import validate  # noqa: E402
-from mnistflow.paths import Outputs  # noqa: E402
-from mnistflow.split import make_split, read_split  # noqa: E402
-from mnistflow.train import train_stage  # noqa: E402
-from bench.ours import time_training  # noqa: E402
+from mnistflow.paths import RunPaths  # noqa: E402
+from mnistflow.session import open_session, train_all  # noqa: E402
 
 
-def run(device: str, params, files) -> dict:
-    dev = torch.device(device)
-    seconds, splits = time_training(params, files, dev)
-    metrics = evaluate(params, splits, files, dev)
-    return {"device": device, "data_device": str(splits.train.x.device), "train_seconds": round(seconds, 3),
+def with_device(params, device: str):
+    return validate({**params.model_dump(mode="json"), "device": device})
+
+
+def run(device: str, params, files, paths: RunPaths) -> dict:
+    params = with_device(params, device)
+    seconds, session = time_training(params, files, paths)
+    metrics = evaluate(params, session.data, files, session.device.torch, paths)
+    return {"device": device, "data_device": str(session.data.train.x.device), "train_seconds": round(seconds, 3),
             "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"]}
 
 
-def syncs_per_epoch(params, files) -> int:
+def syncs_per_epoch(params, files, paths: RunPaths) -> int:
     """How many host synchronisations one training epoch makes on CUDA."""
-    one_epoch = validate({**params.model_dump(mode="json"),
+    one_epoch = validate({**with_device(params, "cuda").model_dump(mode="json"),
                           "train": {**params.train.model_dump(mode="json"), "stages": [{"epochs": 1, "lr": 0.5}]}})
-    dev = torch.device("cuda")
-    train_idx, val_idx, _ = read_split(Outputs().split, files)
-    splits = build_splits(files, train_idx, val_idx, dev, params.data.normalize)
-    Outputs().last_checkpoint.unlink(missing_ok=True)
+    session = open_session(one_epoch, files, paths)
+    paths.last_checkpoint.unlink(missing_ok=True)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("warn")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train_stage(one_epoch, splits, dev, files.digest, 0, progress=lambda row: None)
+        train_all(one_epoch, session, files, paths, progress=lambda row: None)
     torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
 
@@ -64,19 +64,19 @@ def main(mirror: str) -> None:
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     if torch.cuda.is_available():
         print(f"GPU: {torch.cuda.get_device_name(0)}")
-    with tempfile.TemporaryDirectory() as work:
-        os.chdir(work)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
         params = validate({})  # the default recipe
-        files = download(params.data)
-        make_split(files, params.data, Outputs().split)
+        files = download(params.data, work / "data")
+        paths = RunPaths(work / "outputs")
         results = []
         if torch.cuda.is_available():
-            results.append(run("cuda", params, files))
+            results.append(run("cuda", params, files, paths))
             steps = -(-48_000 // params.train.batch_size)
-            syncs = syncs_per_epoch(params, files)
+            syncs = syncs_per_epoch(params, files, paths)
             print(f"host syncs in one CUDA training epoch of {steps} batches: {syncs} "
                   f"({'OK: none per batch' if syncs < steps // 10 else 'TOO MANY: a per-batch sync'})")
-        results.append(run("cpu", params, files))
+        results.append(run("cpu", params, files, paths))
     for r in results:
         print(json.dumps(r))
     if len(results) == 2:

@@ -51,7 +51,7 @@ def table(rows: list[dict], base: dict) -> None:
 
 
 def orchestration(scratch: Path, env: dict[str, str], train_seconds: float) -> None:
-    from tests.helpers import PrefectServer, copy_repo  # the same real parts as the tests
+    from mnistflow.testing import PrefectServer, copy_repo  # the same real parts as the tests
 
     repo = copy_repo(scratch / "repo")
     dvc = str(Path(PY).with_name("dvc"))
@@ -102,7 +102,7 @@ def main() -> None:
         # is kept (as timeit does): noise on a shared machine only ever adds time.
         ours_runs, base_runs = [], []
         for _ in range(args.repeat):
-            ours_runs.append(child(["bench.ours", str(REPO / "params.yaml"), "ours: default recipe"], work, env))
+            ours_runs.append(child(["bench.ours", str(REPO / "params.yaml"), "ours: default recipe", str(work)], work, env))
             base_runs.append(child(["bench.baseline", str(work / "data" / "mnist")], work, env))
         for runs in (base_runs, ours_runs):
             print(f"{runs[0]['name']}: training seconds per run " + ", ".join(f"{r['train_seconds']:.2f}" for r in runs))
@@ -111,7 +111,7 @@ def main() -> None:
         presets = ["fast"] + ([] if args.skip_best else ["best"])
         for preset in presets:
             rows.append(child(["bench.ours", str(REPO / "presets" / f"{preset}.yaml"),
-                               f"ours: {preset} preset"], work, env))
+                               f"ours: {preset} preset", str(work)], work, env))
         table(rows, base)
         ours = rows[1]
         print(f"\ndefault recipe: {base['train_seconds'] / ours['train_seconds']:.1f}x faster than the "

@@ -1,9 +1,9 @@
-"""The training flow: download -> split -> device -> loaders -> stages -> evaluate -> plot.
+"""The training flow: download -> split -> device -> tensors -> stages -> evaluate -> plot.
 
 Run it directly from the repository root::
 
-    python -m flows.training                 # on params.yaml
-    python -m flows.training --params presets/fast.yaml
+    python -m flows.training                          # on params.yaml, into outputs/
+    python -m flows.training --params presets/fast.yaml --run-dir runs/fast
 
 or through the `train` deployment (prefect.yaml; entrypoint
 ``flows/training.py:training``). Its typed ``params`` argument is the
@@ -13,34 +13,43 @@ is used.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import output_paths, outputs_slot, resolve_params, run_from_command_line, run_pipeline
+from flows.cli import run_from_command_line
+from flows.pipeline import resolve_params, run_folder_guard, run_pipeline
+from mnistflow.download import dataset_dir
 from mnistflow.params import Params
-from mnistflow.paths import Outputs
+from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from tasks.report import report_task
 
 
 @flow(name="mnist-training", log_prints=True)
-def training(params: Params | None = None, params_file: str = "params.yaml") -> dict[str, Any]:
+def training(params: Params | None = None, params_file: str = "params.yaml",
+             run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None) -> dict[str, Any]:
     """Train and evaluate a feed-forward network on MNIST-family data.
 
     Args:
         params: the whole pipeline configuration (params.yaml's schema); overrides params_file.
         params_file: read when params is not given.
+        run_dir: the run's folder: split, checkpoints, model, metrics, plots.
+        data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
     """
     params = resolve_params(params, params_file)
-    with outputs_slot():
-        result = run_pipeline(params)
-        report_task(result.metrics, Outputs().history, result.plots)
+    paths = RunPaths(Path(run_dir))
+    data = roots(data=data_root).data
+    with run_folder_guard(paths, dataset_dir(params.data, data)):
+        result = run_pipeline(params, paths, data)
+        report_task(result.metrics, paths.history, result.plots)
     return {
         "val_accuracy": result.metrics["val"]["accuracy"],
         "test_accuracy": result.metrics["test"]["accuracy"],
-        "device": result.device.name,
+        "device": result.session.device.name,
         "plots": [str(p) for p in result.plots],
-        **output_paths(),
+        "metrics": str(paths.metrics),
+        "model": str(paths.model),
     }
 
 
@@ -48,7 +57,7 @@ def main() -> None:
     run_from_command_line(
         training, "python -m flows.training", __doc__,
         lambda r: f"validation accuracy {100 * r['val_accuracy']:.2f}%, "
-                  f"test accuracy {100 * r['test_accuracy']:.2f}%; outputs in outputs/")
+                  f"test accuracy {100 * r['test_accuracy']:.2f}%; model in {r['model']}")
 
 
 if __name__ == "__main__":

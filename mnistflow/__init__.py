@@ -1,8 +1,8 @@
 """mnistflow: the plain, Prefect-free logic of each pipeline step.
 
-Prefect tasks (``tasks/``), the flow (``flows/``) and the DVC stages
-(``python -m mnistflow.stages``) all call these functions, so the three entry
-points cannot drift apart. Nothing here imports Prefect: a DVC stage or the GPU
+Prefect tasks (``tasks/``), the flows (``flows/``) and the DVC stages
+(``python -m mnistflow.steps``) all call these functions, so the entry points
+cannot drift apart. Every function is handed the paths it reads and writes. Nothing here imports Prefect: a DVC stage or the GPU
 check must not pay for it.
 """
 

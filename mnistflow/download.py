@@ -70,8 +70,8 @@ def expected_checksums(data: DataParams) -> dict[str, Checksum]:
 MANIFEST = "checksums.json"
 
 
-def dataset_dir(data: DataParams, root: Path = Path(".")) -> Path:
-    return root / "data" / data.dataset
+def dataset_dir(data: DataParams, data_root: Path) -> Path:
+    return Path(data_root) / data.dataset
 
 
 def stored_name(key: str) -> str:
@@ -144,11 +144,11 @@ def _fetch_verified(key: str, mirror: str, checksum: Checksum, retries: int,
     raise AssertionError("unreachable")
 
 
-def download(data: DataParams, root: Path = Path("."), *, retries: int = 2,
+def download(data: DataParams, data_root: Path, *, retries: int = 2,
              backoff: float = 0.5, timeout: float = 60.0,
              env: dict[str, str] | None = None) -> DatasetFiles:
-    """Make ``data/<dataset>/`` hold the four verified files; fetch only what is missing."""
-    directory = dataset_dir(data, root)
+    """Make ``<data_root>/<dataset>/`` hold the four verified files; fetch only what is missing."""
+    directory = dataset_dir(data, data_root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
     manifest_path = directory / MANIFEST
@@ -195,14 +195,14 @@ def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> Da
     return DatasetFiles(data.dataset, str(directory), paths, md5, digest)
 
 
-def locate(data: DataParams, root: Path = Path(".")) -> DatasetFiles:
+def locate(data: DataParams, data_root: Path) -> DatasetFiles:
     """The files the download step verified, from its manifest, without re-reading them.
 
     For the steps after a download (DVC stages run as separate processes, and DVC
     itself hashes data/<dataset>): hashing 55 MB again in each would be work done
     twice. The manifest must match the expected checksums where they are known.
     """
-    directory = dataset_dir(data, root)
+    directory = dataset_dir(data, data_root)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):

@@ -1,4 +1,8 @@
-"""Step 6: final loss and accuracy on validation and test, per class, and the confusion matrix."""
+"""Step 6: final loss and accuracy on validation and test, per class, and the confusion matrix.
+
+``evaluate_tensors`` is also what training calls after every epoch for its
+validation figures, so both report the same numbers the same way.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,34 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from models import load_model
+import torch.nn.functional as F
+from torch import nn
 
 from . import __version__, atomic
+from .checkpoints import load_model
 from .datasets import DATASETS
 from .download import DatasetFiles
 from .errors import MnistflowError
-from .loaders import Splits
 from .params import Params
-from .paths import Outputs
-from .train import evaluate_split
+from .paths import RunPaths
+from .tensors import DeviceData, LabelledTensors, batches
+
+
+@torch.no_grad()
+def evaluate_tensors(model: nn.Module, tensors: LabelledTensors, chunk: int = 10_000
+                     ) -> tuple[float, float, torch.Tensor]:
+    """Mean loss, accuracy and the predictions; one host sync at the end."""
+    model.eval()
+    loss_sum = torch.zeros((), device=tensors.x.device)
+    predictions = []
+    for x, y in batches(tensors, chunk):
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        predictions.append(logits.argmax(1))
+    predicted = torch.cat(predictions)
+    correct = (predicted == tensors.y).sum()
+    loss, correct = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    return loss / len(tensors), correct / len(tensors), predicted
 
 
 def library_versions() -> dict[str, str]:
@@ -38,16 +59,16 @@ def class_names(params: Params) -> list[str]:
     return list(spec.classes) if spec else [str(i) for i in range(10)]
 
 
-def evaluate(params: Params, splits: Splits, files: DatasetFiles, device: torch.device,
-             outputs: Outputs = Outputs(), determinism: dict[str, Any] | None = None) -> dict[str, Any]:
-    model, info = load_model(outputs.model)
-    if info.get("data_digest") != files.digest or info.get("training_digest") != params.training_digest():
-        raise MnistflowError(f"{outputs.model}: trained with other params or data; run training first")
+def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torch.device,
+             paths: RunPaths, determinism: dict[str, Any] | None = None) -> dict[str, Any]:
+    model, info = load_model(paths.model)
+    if info.get("data_digest") != files.digest or info.get("params_digest") != params.digest():
+        raise MnistflowError(f"{paths.model}: trained with other params or data; run training first")
     model.to(device)
     names = class_names(params)
-    val_loss, val_acc, _ = evaluate_split(model, splits.val)
-    test_loss, test_acc, predicted = evaluate_split(model, splits.test)
-    actual = splits.test.y.cpu().numpy()
+    val_loss, val_acc, _ = evaluate_tensors(model, data.val)
+    test_loss, test_acc, predicted = evaluate_tensors(model, data.test)
+    actual = data.test.y.cpu().numpy()
     predicted = predicted.cpu().numpy()
     confusion = np.zeros((10, 10), dtype=np.int64)
     np.add.at(confusion, (actual, predicted), 1)
@@ -59,16 +80,16 @@ def evaluate(params: Params, splits: Splits, files: DatasetFiles, device: torch.
         "confusion_matrix": {"labels": names, "rows_are": "actual", "matrix": confusion.tolist()},
         "epochs": info["epochs"],
         "device": {"name": info.get("device", str(device)), "reason": info.get("device_reason", "")},
-        "params_digest": params.training_digest(),
-        "dataset": {"name": files.dataset, "digest": files.digest, "train_size": len(splits.train),
-                    "val_size": len(splits.val), "test_size": len(splits.test)},
+        "params_digest": params.digest(),
+        "dataset": {"name": files.dataset, "digest": files.digest, "train_size": len(data.train),
+                    "val_size": len(data.val), "test_size": len(data.test)},
         "determinism": determinism or {},
         "versions": library_versions(),
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},
     }
-    atomic.write_json(outputs.metrics, metrics)
+    atomic.write_json(paths.metrics, metrics)
     # One row per test image, the shape `dvc plots` wants for its confusion template.
     rows = ["actual,predicted"] + [f"{names[a]},{names[p]}" for a, p in zip(actual, predicted)]
-    atomic.write_text(outputs.predictions, "\n".join(rows) + "\n")
+    atomic.write_text(paths.predictions, "\n".join(rows) + "\n")
     return metrics

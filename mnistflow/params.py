@@ -132,8 +132,8 @@ class Params(_Section):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
-    def training_digest(self) -> str:
-        """What a checkpoint must match to be resumed from.
+    def digest(self) -> str:
+        """The params digest: what a checkpoint must match to be resumed from.
 
         Mirrors and plot options cannot change the trained weights, so they are
         left out; everything else can.

@@ -1,18 +1,36 @@
-"""Where every output lives: one folder, the same for the flow and for DVC."""
+"""Where a run's files live. Entry points decide the folders; steps are handed them.
+
+Three roots, each chosen once by an entry point (a flow parameter, a CLI flag, a
+DVC stage's ``cmd``) and passed down:
+
+- the run folder (default ``outputs/``): split, checkpoints, model, metrics, plots;
+- the data root (default ``data/``): one verified folder per dataset, shared read-only;
+- the registry (default ``registry/``): the champion and the retraining records.
+
+Defaults are relative, so they land in the folder the entry point runs from (the
+repository root for ``make``, ``dvc repro`` and a deployment's worker). The data
+and registry roots can also be set for a whole machine with ``MNISTFLOW_DATA_ROOT``
+and ``MNISTFLOW_REGISTRY``; ``roots()`` is the one place that reads them.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_RUN_DIR = Path("outputs")
+DEFAULT_DATA_ROOT = Path("data")
+DEFAULT_REGISTRY = Path("registry")
+DATA_ROOT_ENV = "MNISTFLOW_DATA_ROOT"
+REGISTRY_ENV = "MNISTFLOW_REGISTRY"
+
 
 @dataclass(frozen=True)
-class Outputs:
-    root: Path = Path(".")
+class RunPaths:
+    """Every file of one run, under one folder."""
 
-    @property
-    def dir(self) -> Path:
-        return self.root / "outputs"
+    dir: Path
 
     @property
     def split(self) -> Path:
@@ -46,3 +64,46 @@ class Outputs:
     @property
     def plots(self) -> Path:
         return self.dir / "plots"
+
+
+@dataclass(frozen=True)
+class RegistryPaths:
+    """The champion in service and one record per retraining run."""
+
+    dir: Path
+
+    @property
+    def champion(self) -> Path:
+        return self.dir / "champion"
+
+    @property
+    def champion_model(self) -> Path:
+        return self.champion / "model.pt"
+
+    @property
+    def champion_record(self) -> Path:
+        return self.champion / "record.json"
+
+    @property
+    def champion_metrics(self) -> Path:
+        return self.champion / "metrics.json"
+
+    @property
+    def runs(self) -> Path:
+        return self.dir / "runs"
+
+
+@dataclass(frozen=True)
+class Roots:
+    data: Path
+    registry: Path
+
+
+def roots(data: str | os.PathLike[str] | None = None, registry: str | os.PathLike[str] | None = None,
+          env: dict[str, str] | None = None) -> Roots:
+    """The data and registry roots: given > environment > default."""
+    env = os.environ if env is None else env
+    return Roots(
+        data=Path(data if data is not None else env.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT),
+        registry=Path(registry if registry is not None else env.get(REGISTRY_ENV) or DEFAULT_REGISTRY),
+    )

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from . import atomic  # noqa: E402
 from .errors import MnistflowError  # noqa: E402
 from .params import PlotParams  # noqa: E402
-from .paths import Outputs  # noqa: E402
+from .paths import RunPaths  # noqa: E402
 
 # No timestamps or version strings in the PNGs: the same inputs give the same bytes.
 _METADATA = {"Software": None}
@@ -85,8 +85,8 @@ def plot_confusion(metrics_path: Path, out: Path, opts: PlotParams) -> Path:
     return out
 
 
-def make_plots(outputs: Outputs, opts: PlotParams) -> list[Path]:
+def make_plots(paths: RunPaths, opts: PlotParams) -> list[Path]:
     return [
-        plot_history(outputs.history, outputs.plots / "training.png", opts),
-        plot_confusion(outputs.metrics, outputs.plots / "confusion.png", opts),
+        plot_history(paths.history, paths.plots / "training.png", opts),
+        plot_confusion(paths.metrics, paths.plots / "confusion.png", opts),
     ]

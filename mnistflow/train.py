@@ -1,10 +1,14 @@
 """Step 5: staged training, one epoch at a time, checkpointed after each.
 
-A stage is ``{epochs, lr, schedule}``; each runs as its own call (its own
-Prefect task run), picking up from ``outputs/checkpoints/last.pt``. Because the
-checkpoint is written atomically after every epoch and each epoch's shuffling,
-dropout and augmentation are seeded from (seed, epoch), a run killed at any
-moment and started again ends with exactly the metrics of an unbroken run.
+A training stage is ``{epochs, lr, schedule}``; each runs as its own call (its
+own Prefect task run), picking up from the run's ``checkpoints/last.pt``.
+Because the checkpoint is written atomically after every epoch and each epoch's
+shuffling, dropout and augmentation are seeded from (seed, epoch), a run killed
+at any moment and started again ends with exactly the metrics of an unbroken
+run; no RNG state needs saving.
+
+``history.csv``'s ``lr`` column is the rate applied at the epoch's last step
+(under ``onecycle`` or ``cosine`` it moves every step).
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from models import MLP, build_model, load_checkpoint, save_checkpoint, save_model
+from models import MLP, build_model
 
 from . import atomic
+from .checkpoints import load_checkpoint, save_checkpoint, save_model
 from .errors import MnistflowError, NonFiniteLossError
-from .loaders import Splits, TensorSplit, batches, epoch_seed, random_shift
+from .evaluate import evaluate_tensors
 from .params import Params
-from .paths import Outputs
+from .paths import RunPaths
+from .tensors import DeviceData, LabelledTensors, batches, epoch_seed, random_shift
 
 log = logging.getLogger("mnistflow.train")
 
@@ -90,22 +96,6 @@ def build_optimizer(params: Params, model: MLP) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=first_lr, weight_decay=opt.weight_decay)
 
 
-@torch.no_grad()
-def evaluate_split(model: MLP, split: TensorSplit, chunk: int = 10_000) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and the predictions; one host sync at the end."""
-    model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    predictions = []
-    for x, y in batches(split, chunk):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        predictions.append(logits.argmax(1))
-    predicted = torch.cat(predictions)
-    correct = (predicted == split.y).sum()
-    loss, correct = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
-    return loss / len(split), correct / len(split), predicted
-
-
 def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -113,7 +103,7 @@ def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any
         state = load_checkpoint(path)
     except MnistflowError as exc:
         raise MnistflowError(f"{exc}; delete it to train from scratch") from None
-    if state.get("training_digest") != params.training_digest() or state.get("data_digest") != data_digest:
+    if state.get("params_digest") != params.digest() or state.get("data_digest") != data_digest:
         log.info("%s was made with other params or data; not resuming from it", path)
         return None
     return state
@@ -136,22 +126,51 @@ def _log_progress(row: dict[str, Any]) -> None:
     log.info("%s", format_progress(row))
 
 
-def train_stage(params: Params, splits: Splits, device: torch.device, data_digest: str,
-                stage_index: int, outputs: Outputs = Outputs(),
-                progress: ProgressFn = _log_progress, device_reason: str = "") -> Path:
-    """Run (or finish) one stage; returns the checkpoint path.
+def train_epoch(model: MLP, optimizer: torch.optim.Optimizer, train: LabelledTensors, params: Params,
+                seed: int, lr_at: Callable[[int], float]) -> tuple[float, float]:
+    """One pass over the training tensors; returns (mean loss, the last step's lr)."""
+    model.train()
+    torch.manual_seed(seed)  # dropout draws from the global generator
+    augment_rng = torch.Generator(device=train.x.device).manual_seed(seed + 1)
+    max_shift, max_norm = params.train.augment.max_shift, params.model.max_norm
+    loss_sum = torch.zeros((), device=train.x.device)
+    for step, (x, y) in enumerate(batches(train, params.train.batch_size, shuffle_seed=seed)):
+        lr = lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if max_shift:
+            x = random_shift(x, max_shift, augment_rng)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if max_norm is not None:
+            model.apply_max_norm(max_norm)
+        # Accumulate on the device: no host sync (.item()) inside the hot loop.
+        loss_sum.add_(loss.detach(), alpha=len(y))
+    return loss_sum.item() / len(train), lr
+
+
+def _architecture(params: Params) -> dict[str, Any]:
+    return {"hidden": list(params.model.hidden), "activation": params.model.activation,
+            "dropout": params.model.dropout}
+
+
+def train_stage(params: Params, data: DeviceData, device: torch.device, data_digest: str,
+                stage_index: int, paths: RunPaths, progress: ProgressFn = _log_progress,
+                device_reason: str = "") -> Path:
+    """Run (or finish) one training stage; returns the checkpoint path.
 
     After the last stage the trained network is also exported to ``model.pt``.
     """
     spans = stage_spans(params)
-    span = spans[stage_index]
-    stage = params.train.stages[stage_index]
-    train = params.train
-    model = build_model(params.model.hidden, params.model.activation, params.model.dropout, train.seed).to(device)
+    span, stage = spans[stage_index], params.train.stages[stage_index]
+    model = build_model(params.model.hidden, params.model.activation, params.model.dropout,
+                        params.train.seed).to(device)
     optimizer = build_optimizer(params, model)
     history: list[dict[str, Any]] = []
     done = 0
-    state = _resume_state(params, data_digest, outputs.last_checkpoint)
+    state = _resume_state(params, data_digest, paths.last_checkpoint)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -161,69 +180,46 @@ def train_stage(params: Params, splits: Splits, device: torch.device, data_diges
             f"stage {stage_index + 1} cannot start: the checkpoint has {done} of the "
             f"{span.first_epoch} epochs that come before it"
         )
-    if done > span.first_epoch and done < span.end_epoch:
+    if span.first_epoch < done < span.end_epoch:
         log.info("resuming stage %d at epoch %d of %d", stage_index + 1,
                  done - span.first_epoch + 1, stage.epochs)
 
-    steps = math.ceil(len(splits.train) / train.batch_size)
+    steps = math.ceil(len(data.train) / params.train.batch_size)
     for epoch in range(max(done, span.first_epoch), span.end_epoch):
         started = time.perf_counter()
         stage_epoch = epoch - span.first_epoch
-        seed = epoch_seed(train.seed, epoch)
-        torch.manual_seed(seed)  # dropout draws from the global generator
-        augment_rng = torch.Generator(device=device).manual_seed(seed + 1)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        for step, (x, y) in enumerate(batches(splits.train, train.batch_size, shuffle_seed=seed)):
-            if stage.schedule != "constant" or step == 0:
-                lr = learning_rate(stage.schedule, stage.lr, stage_epoch * steps + step, stage.epochs * steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            if train.augment.max_shift:
-                x = random_shift(x, train.augment.max_shift, augment_rng)
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if params.model.max_norm is not None:
-                model.apply_max_norm(params.model.max_norm)
-            # Accumulate on the device: no host sync (.item()) inside the hot loop.
-            loss_sum.add_(loss.detach(), alpha=len(y))
-        train_loss = loss_sum.item() / len(splits.train)
+        first_step = stage_epoch * steps
+        train_loss, lr = train_epoch(
+            model, optimizer, data.train, params, epoch_seed(params.train.seed, epoch),
+            lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps))
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
                 f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
                 f"(lr {stage.lr} too high?); outputs of the last good epoch are kept"
             )
-        val_loss, val_accuracy, _ = evaluate_split(model, splits.val)
+        val_loss, val_accuracy, _ = evaluate_tensors(model, data.val)
         row = {"epoch": epoch + 1, "stage": stage_index + 1, "stage_epoch": stage_epoch + 1,
-               "lr": stage.lr, "train_loss": train_loss, "val_loss": val_loss,
-               "val_accuracy": val_accuracy}
+               "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
         history.append(row)
         save_checkpoint(
-            outputs.last_checkpoint,
+            paths.last_checkpoint,
             model={k: v.detach().cpu() for k, v in model.state_dict().items()},
             optimizer=optimizer.state_dict(),
-            rng={"torch": torch.get_rng_state(),
-                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
-            history=history, training_digest=params.training_digest(), data_digest=data_digest,
+            history=history, params_digest=params.digest(), data_digest=data_digest,
         )
-        _write_history(outputs.history, history)
+        _write_history(paths.history, history)
         progress({**row, "stages": len(spans), "stage_epochs": stage.epochs,
                   "total_epochs": spans[-1].end_epoch, "seconds": time.perf_counter() - started})
 
     if stage_index == len(spans) - 1:
         if not history:  # resumed from a finished checkpoint with no history kept
-            raise MnistflowError(f"{outputs.last_checkpoint}: has no training history")
-        _write_history(outputs.history, history)
+            raise MnistflowError(f"{paths.last_checkpoint}: has no training history")
+        _write_history(paths.history, history)
         save_model(
-            outputs.model, model,
-            architecture={"hidden": list(params.model.hidden), "activation": params.model.activation,
-                          "dropout": params.model.dropout},
-            input_scaling={"scale": 1 / 255, "mean": splits.mean, "std": splits.std},
-            dataset=params.data.dataset, data_digest=data_digest,
-            training_digest=params.training_digest(), epochs=spans[-1].end_epoch,
-            device=str(device), device_reason=device_reason,
+            paths.model, model, architecture=_architecture(params),
+            input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
+            dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
+            epochs=spans[-1].end_epoch, device=str(device), device_reason=device_reason,
         )
-    return outputs.last_checkpoint
+    return paths.last_checkpoint

@@ -1,6 +1,6 @@
-"""Network definitions and the checkpoint format."""
+"""Network definitions and the checkpoint format. Depends on torch alone."""
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint, save_model
+from .checkpoint import CheckpointError
 from .mlp import MLP, build_model
 
-__all__ = ["MLP", "build_model", "load_checkpoint", "load_model", "save_checkpoint", "save_model"]
+__all__ = ["MLP", "CheckpointError", "build_model"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
 
 from mnistflow.download import DatasetFiles, download
@@ -10,6 +12,6 @@ from . import TASK_DEFAULTS, retry_unless_user_error
 
 @task(name="download", retries=1, retry_delay_seconds=10,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
-def download_task(data: DataParams) -> DatasetFiles:
+def download_task(data: DataParams, data_root: Path) -> DatasetFiles:
     """Fetch and verify the four IDX files (each mirror also retries with backoff)."""
-    return download(data)
+    return download(data, data_root)

@@ -6,13 +6,12 @@ from prefect import task
 
 from mnistflow.download import DatasetFiles
 from mnistflow.params import DataParams
-from mnistflow.paths import Outputs
 from mnistflow.split import make_split
 
 from . import TASK_DEFAULTS
 
 
 @task(name="split", **TASK_DEFAULTS)
-def split_task(files: DatasetFiles, data: DataParams) -> Path:
-    """Record the seeded train/validation split; returns its path."""
-    return make_split(files, data, Outputs().split)
+def split_task(files: DatasetFiles, data: DataParams, path: Path) -> Path:
+    """Record the seeded train/validation split at ``path``; returns it."""
+    return make_split(files, data, path)

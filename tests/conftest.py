@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mnistflow.params import validate
+from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset
 
 
@@ -18,12 +19,22 @@ def dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory: every step writes data/ and outputs/ relative to it."""
+    """An empty folder for one test's data/ and outputs/, handed to every step
+    (nothing changes directory)."""
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.chdir(work)
     monkeypatch.delenv("MNISTFLOW_MIRROR", raising=False)
     return work
+
+
+@pytest.fixture
+def data_root(workdir: Path) -> Path:
+    return workdir / "data"
+
+
+@pytest.fixture
+def paths(workdir: Path) -> RunPaths:
+    return RunPaths(workdir / "outputs")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""download, split, loaders and device on small generated IDX data."""
+"""download, split, device tensors and device selection on small generated IDX data."""
 
 import gzip
 
@@ -11,7 +11,7 @@ from mnistflow.device import select_device
 from mnistflow.download import download, mirror_list
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, parse_idx, read_idx
-from mnistflow.loaders import batches, build_splits, random_shift
+from mnistflow.tensors import batches, load_device_data, random_shift
 from mnistflow.params import validate
 from mnistflow.split import make_split, read_split, split_indices
 from tests.helpers import tiny_params
@@ -35,7 +35,7 @@ def test_idx_round_trip_and_bad_files(tmp_path):
 
 
 def test_download_from_a_directory_then_never_again(workdir, params, dataset):
-    files = download(params.data)
+    files = download(params.data, workdir / "data")
     for key, path in files.paths.items():
         # stored uncompressed: the same bytes whichever mirror (and compressor) served them
         assert (workdir / path).read_bytes() == gzip.decompress((dataset[0] / FILE_NAMES[key]).read_bytes())
@@ -43,14 +43,14 @@ def test_download_from_a_directory_then_never_again(workdir, params, dataset):
     # A file that verifies is not fetched again: with the mirror gone, it still works.
     for f in dataset[0].iterdir():
         f.unlink()
-    assert download(params.data).digest == files.digest
+    assert download(params.data, workdir / "data").digest == files.digest
 
 
 def test_download_replaces_a_local_file_that_does_not_verify(workdir, params, dataset):
-    files = download(params.data)
+    files = download(params.data, workdir / "data")
     target = workdir / files.paths["train-labels"]
     target.write_bytes(b"garbage")
-    download(params.data)
+    download(params.data, workdir / "data")
     assert target.read_bytes() == gzip.decompress((dataset[0] / FILE_NAMES["train-labels"]).read_bytes())
 
 
@@ -67,7 +67,7 @@ def test_recompressed_copy_verifies_corrupt_copy_does_not(workdir, dataset, tmp_
         raw[-1] ^= 0xFF  # one flipped pixel: a valid gzip of the wrong content
         (corrupt / name).write_bytes(gzip.compress(bytes(raw)))
     p = validate(tiny_params(corrupt, checksums, data={"mirrors": [str(corrupt), str(recompressed)]}))
-    files = download(p.data, backoff=0)
+    files = download(p.data, workdir / "data", backoff=0)
     assert files.md5 == checksums
 
 
@@ -75,7 +75,7 @@ def test_every_mirror_failing_names_each_and_leaves_nothing(workdir, dataset, tm
     p = validate(tiny_params(tmp_path / "nowhere", dataset[1],
                              data={"mirrors": [str(tmp_path / "nowhere"), "http://127.0.0.1:9/"]}))
     with pytest.raises(MnistflowError) as info:
-        download(p.data, retries=1, backoff=0)
+        download(p.data, workdir / "data", retries=1, backoff=0)
     message = str(info.value)
     assert "nowhere (no such directory" in message and "http://127.0.0.1:9/ (" in message
     assert "MNISTFLOW_MIRROR" in message and "\n" not in message
@@ -95,16 +95,16 @@ def test_split_is_seeded_disjoint_and_recorded(workdir, params):
     assert not np.array_equal(split_indices(100, 0.2, seed=8)[1], val)
     with pytest.raises(MnistflowError, match="data.val_fraction"):
         split_indices(3, 0.01, seed=0)
-    files = download(params.data)
+    files = download(params.data, workdir / "data")
     path = make_split(files, params.data, workdir / "outputs/split.json")
     train_idx, val_idx, record = read_split(path, files)
     assert record["val_size"] == 120 and len(train_idx) == 480 and record["seed"] == 0
 
 
-def test_loaders_hold_scaled_tensors_and_shuffle_by_seed(workdir, params):
-    files = download(params.data)
-    train_idx, val_idx = split_indices(600, 0.2, 0)
-    splits = build_splits(files, train_idx, val_idx, torch.device("cpu"))
+def test_device_tensors_are_scaled_and_shuffled_by_seed(workdir, params):
+    files = download(params.data, workdir / "data")
+    split = make_split(files, params.data, workdir / "outputs/split.json")
+    splits = load_device_data(files, split, torch.device("cpu"))
     assert splits.train.x.shape == (480, 784) and splits.train.x.dtype == torch.float32
     assert 0.0 <= splits.train.x.min() and splits.train.x.max() <= 1.0
     first = [y for _, y in batches(splits.train, 100, shuffle_seed=1)]
@@ -114,7 +114,7 @@ def test_loaders_hold_scaled_tensors_and_shuffle_by_seed(workdir, params):
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert not torch.equal(torch.cat(first), torch.cat(other))
     assert torch.equal(torch.cat(first).sort().values, splits.train.y.sort().values)
-    normalized = build_splits(files, train_idx, val_idx, torch.device("cpu"), normalize=True)
+    normalized = load_device_data(files, split, torch.device("cpu"), normalize=True)
     assert abs(float(normalized.train.x.mean())) < 1e-3
 
 

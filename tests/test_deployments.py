@@ -168,7 +168,7 @@ def test_retraining_promotes_then_skips_then_keeps_a_better_champion(project):
 
 
 def test_killed_worker_then_run_again_resumes_and_completes(project):
-    from models import load_checkpoint
+    from mnistflow.checkpoints import load_checkpoint
 
     # Slow enough per epoch (tiny batches, wide layers) to kill it mid-training.
     slow = project.params(train={"batch_size": 4, "stages": [{"epochs": 8, "lr": 0.05}, {"epochs": 8, "lr": 0.01}]},

@@ -1,11 +1,13 @@
 """Real `dvc` commands in a temporary copy of the repository, on a small generated dataset.
 
-The tests share one repository (module scope) and run in file order, each
-starting from where the previous left it, as a user's session would.
+One full `dvc repro` is made once (a module fixture, committed to git); each
+test then works in its own copy of that repository, so no test depends on
+another having run first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,19 +26,36 @@ from tests.helpers import copy_repo, dvc, env_for, git, run, tiny_params, write_
 pytestmark = pytest.mark.slow
 
 
+class Reproduced:
+    """A repository after its first `dvc repro`, committed, and what that repro printed."""
+
+    def __init__(self, repo: Path, first: subprocess.CompletedProcess) -> None:
+        self.repo, self.first = repo, first
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
+def reproduced(tmp_path_factory) -> Reproduced:
     root = tmp_path_factory.mktemp("dvc")
     checksums = write_dataset(root / "mirror")
     repo = copy_repo(root / "repo")
-    (repo / "outputs").mkdir(exist_ok=True)
     # DVC insists that every param a stage declares is present: write them all.
     full = validate(tiny_params(root / "mirror", checksums)).model_dump(mode="json")
     write_params(repo / "params.yaml", full)
-    dvc(repo, "remote", "add", "-f", "-d", "local", str(root / "remote"))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tiny params")
-    return repo
+    first = dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first run")
+    return Reproduced(repo, first)
+
+
+@pytest.fixture
+def repo(reproduced, tmp_path) -> Path:
+    """This test's own copy of the reproduced repository, with its own remote."""
+    copy = Path(shutil.copytree(reproduced.repo, tmp_path / "repo", symlinks=True))
+    dvc(copy, "remote", "add", "-f", "-d", "local", str(tmp_path / "remote"))
+    git(copy, "commit", "-qam", "this test's remote")
+    return copy
 
 
 def ran(result: subprocess.CompletedProcess) -> list[str]:
@@ -49,9 +68,8 @@ def edit_params(repo: Path, change) -> None:
     write_params(repo / "params.yaml", params)
 
 
-def test_fresh_repro_runs_everything_then_nothing(repo):
-    first = dvc(repo, "repro")
-    assert ran(first) == ["download", "split", "train", "evaluate", "plot"]
+def test_fresh_repro_runs_everything_then_nothing(reproduced, repo):
+    assert ran(reproduced.first) == ["download", "split", "train", "evaluate", "plot"]
     again = dvc(repo, "repro")
     assert ran(again) == [] and "Data and pipelines are up to date." in again.stdout
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -73,8 +91,6 @@ def test_metrics_and_plots_work_out_of_the_box(repo):
     html = (repo / "plots-html/index.html").read_text()
     assert "val_accuracy" in html and "train_loss" in html and "actual" in html
     shutil.rmtree(repo / "plots-html")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "first run")
 
 
 def test_training_param_reruns_training_onward_not_download(repo):
@@ -92,8 +108,16 @@ def test_training_param_reruns_training_onward_not_download(repo):
 def test_plot_option_reruns_only_plotting(repo):
     edit_params(repo, lambda p: p["plot"].update(dpi=50))
     assert ran(dvc(repo, "repro")) == ["plot"]
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "lr 0.05, dpi 50")
+
+
+def test_code_change_reruns_every_stage_without_downloading_again(repo):
+    """Stages depend on whole packages (mnistflow/code.py); the data is persisted and re-verified."""
+    path = repo / "mnistflow" / "idx.py"
+    path.write_text(path.read_text() + "\n# an edit\n")
+    result = dvc(repo, "repro")
+    assert ran(result) == ["download", "split", "train", "evaluate", "plot"]
+    assert "fetched" not in result.stderr  # verified in place, not fetched again
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
 def test_experiments_with_set_param(repo):
@@ -128,8 +152,6 @@ def test_killed_repro_resumes_from_the_last_epoch(repo):
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
     history = (repo / "outputs/history.csv").read_text().splitlines()
     assert len(history) == 1 + 6
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "3+3 epochs")
 
 
 def test_two_repros_at_once_do_not_corrupt_anything(repo):
@@ -147,8 +169,6 @@ def test_two_repros_at_once_do_not_corrupt_anything(repo):
 
 
 def test_push_then_fresh_clone_pulls_everything_without_retraining(repo, tmp_path):
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "lr 0.4")
     dvc(repo, "push")
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, check=True)
@@ -164,4 +184,59 @@ def test_flow_run_leaves_dvc_up_to_date(repo, prefect_server):
     shutil.rmtree(repo / "outputs")
     env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
     run([sys.executable, "-m", "flows.training"], repo, env, check=True)
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
+    """The retrain's code digest and `dvc repro` must agree on "the code changed"."""
+    from mnistflow.code import PIPELINE_PACKAGES, code_digest, code_files
+
+    before = code_digest(repo)
+    cache = repo / "mnistflow/__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "junk.cpython-311.pyc").write_bytes(b"\0")  # what any Python run may leave
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+    assert code_digest(repo) == before
+    # DVC's hash of a directory dep is the md5 of its sorted (relpath, md5) listing:
+    # rebuilt from the files the code digest hashes, it must be exactly DVC's.
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["deps"]
+    for package in PIPELINE_PACKAGES:
+        recorded = next(d for d in lock if d["path"] == f"{package}/")
+        listing = [{"md5": hashlib.md5((repo / p).read_bytes()).hexdigest(), "relpath": p.relative_to(package).as_posix()}
+                   for p in code_files(repo) if p.parts[0] == package]
+        rebuilt = hashlib.md5(json.dumps(sorted(listing, key=lambda e: e["relpath"].split("/")), sort_keys=True).encode()).hexdigest()
+        assert (rebuilt + ".dir", len(listing)) == (recorded["md5"], recorded["nfiles"]), package
+
+
+def test_a_flow_waits_for_a_running_dvc_repro_then_both_finish_clean(repo, prefect_server):
+    # Slow enough (tiny batches, wide layers) for the flow to start while DVC trains.
+    edit_params(repo, lambda p: (p["model"].update(hidden=[1024, 1024]), p["train"].update(
+        batch_size=4, stages=[{"epochs": 12, "lr": 0.05}, {"epochs": 3, "lr": 0.01}])))
+    env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
+    repro = subprocess.Popen([str(Path(sys.executable).with_name("dvc")), "repro"], cwd=repo, env=env_for(repo),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in repro.stdout:  # wait until `dvc repro` is inside training, holding its lock
+        if "stage 1/2 epoch 1/12" in line:
+            break
+    flow = run([sys.executable, "-m", "flows.training"], repo, env)
+    out, _ = repro.communicate(timeout=300)
+    assert repro.returncode == 0, out
+    assert flow.returncode == 0, flow.stderr
+    assert "waiting for another DVC process" in flow.stderr, out + flow.stderr
+    assert "Traceback" not in flow.stderr
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_a_flow_refuses_in_one_line_when_dvc_holds_the_workspace_too_long(repo, prefect_server):
+    from dvc.repo import Repo
+
+    env = {**prefect_server.env, "PATH": env_for(repo)["PATH"], "MNISTFLOW_DVC_LOCK_WAIT": "1"}
+    before = {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()}
+    with Repo(str(repo)) as other, other.lock:  # DVC's own repository lock, as `dvc repro` holds it
+        flow = run([sys.executable, "-m", "flows.training"], repo, env)
+    assert flow.returncode == 2
+    last = flow.stderr.strip().splitlines()[-1]
+    assert last.startswith("mnistflow: error: ") and "holds the repository lock" in last
+    assert "Traceback" not in flow.stderr
+    assert {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()} == before
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."

@@ -27,7 +27,7 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
     tasks = prefect_server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run["id"]]}}})
     names = sorted(t["name"].rsplit("-", 1)[0] if not t["name"].startswith("train-stage") else t["name"]
                    for t in tasks)
-    assert names == ["build-loaders", "download", "evaluate", "plot", "report", "select-device", "split",
+    assert names == ["download", "evaluate", "plot", "report", "select-device", "split", "tensors-to-device",
                      "train-stage-1-lr0.5", "train-stage-2-lr0.1"]
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
     logs = prefect_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})
@@ -50,3 +50,27 @@ def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_se
     assert files == sorted(p.relative_to(by_stages) for p in (by_stages / "outputs").rglob("*") if p.is_file())
     for rel in files:
         assert (by_flow / rel).read_bytes() == (by_stages / rel).read_bytes(), rel
+
+
+def test_two_runs_in_different_folders_at_once_end_as_each_would_alone(tmp_path, dataset, prefect_server):
+    import subprocess
+
+    directory, checksums = dataset
+    work = tmp_path / "work"
+    work.mkdir()
+    for name, lr in (("a", 0.5), ("b", 0.2)):
+        write_params(work / f"{name}.yaml", tiny_params(directory, checksums,
+                                                        train={"stages": [{"epochs": 3, "lr": lr}]}))
+    alone = [sys.executable, "-m", "flows.training", "--params", "a.yaml", "--run-dir", "alone"]
+    run(alone, work, prefect_server.env, check=True)
+    together = [subprocess.Popen([sys.executable, "-m", "flows.training", "--params", f"{name}.yaml",
+                                  "--run-dir", f"runs/{name}"], cwd=work, env=prefect_server.env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for name in ("a", "b")]
+    for proc in together:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    for rel in ("model.pt", "history.csv", "metrics.json", "split.json", "plots/training.png"):
+        assert (work / "runs/a" / rel).read_bytes() == (work / "alone" / rel).read_bytes(), rel
+    assert (work / "runs/b/model.pt").read_bytes() != (work / "runs/a/model.pt").read_bytes()
+    assert not (work / "outputs").exists()

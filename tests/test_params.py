@@ -58,7 +58,7 @@ def test_unreadable_params_files(tmp_path):
         load_params(bad)
 
 
-def test_training_digest_ignores_mirrors_and_plots_but_not_lr():
+def test_params_digest_ignores_mirrors_and_plots_but_not_lr():
     base = validate({})
-    assert validate({"data": {"mirrors": ["/x"]}, "plot": {"dpi": 50}}).training_digest() == base.training_digest()
-    assert validate({"train": {"stages": [{"epochs": 5, "lr": 0.4}]}}).training_digest() != base.training_digest()
+    assert validate({"data": {"mirrors": ["/x"]}, "plot": {"dpi": 50}}).digest() == base.digest()
+    assert validate({"train": {"stages": [{"epochs": 5, "lr": 0.4}]}}).digest() != base.digest()

@@ -1,4 +1,4 @@
-"""Step 3: each split as one tensor on the device, and seeded shuffled batches.
+"""Step 3: the data as tensors on the device, and seeded shuffled batches from them.
 
 The original recipe turned one PIL image at a time into a tensor through a
 DataLoader; that was most of its run time. Here the images are decoded once,
@@ -9,6 +9,7 @@ permutation from which every batch is gathered with ``index_select``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -16,10 +17,11 @@ import torch
 
 from .download import DatasetFiles
 from .idx import read_idx
+from .split import read_split
 
 
 @dataclass
-class TensorSplit:
+class LabelledTensors:
     x: torch.Tensor  # (n, 784) float32, scaled (and maybe normalised)
     y: torch.Tensor  # (n,) int64
 
@@ -28,10 +30,12 @@ class TensorSplit:
 
 
 @dataclass
-class Splits:
-    train: TensorSplit
-    val: TensorSplit
-    test: TensorSplit
+class DeviceData:
+    """Training, validation and test images on the device, scaled alike."""
+
+    train: LabelledTensors
+    val: LabelledTensors
+    test: LabelledTensors
     mean: float
     std: float
 
@@ -42,9 +46,9 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
 
-def batches(split: TensorSplit, batch_size: int, *, shuffle_seed: int | None = None
+def batches(tensors: LabelledTensors, batch_size: int, *, shuffle_seed: int | None = None
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    x, y = split.x, split.y
+    x, y = tensors.x, tensors.y
     if shuffle_seed is None:
         for start in range(0, len(y), batch_size):
             yield x[start:start + batch_size], y[start:start + batch_size]
@@ -58,8 +62,8 @@ def batches(split: TensorSplit, batch_size: int, *, shuffle_seed: int | None = N
         yield x.index_select(0, index), y.index_select(0, index)
 
 
-def to_tensor_split(images: np.ndarray, labels: np.ndarray, device: torch.device,
-               mean: float, std: float) -> TensorSplit:
+def to_device_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device,
+                      mean: float, std: float) -> LabelledTensors:
     # Move uint8 (4x fewer bytes than float32), then scale on the device.
     # np.array copies the read-only view of the IDX bytes, which torch refuses to wrap.
     x = torch.from_numpy(np.array(images, dtype=np.uint8, order="C")).to(device)
@@ -67,11 +71,22 @@ def to_tensor_split(images: np.ndarray, labels: np.ndarray, device: torch.device
     if (mean, std) != (0.0, 1.0):
         x.sub_(mean).div_(std)
     y = torch.from_numpy(labels.astype(np.int64)).to(device)
-    return TensorSplit(x, y)
+    return LabelledTensors(x, y)
 
 
-def build_splits(files: DatasetFiles, train_idx: np.ndarray, val_idx: np.ndarray,
-                 device: torch.device, normalize: bool = False) -> Splits:
+def rescaled(tensors: LabelledTensors, scaling: tuple[float, float], to: tuple[float, float]) -> LabelledTensors:
+    """The same images under another model's input scaling (mean, std): a champion
+    and a challenger are judged on the test tensors already on the device."""
+    if scaling == to:
+        return tensors
+    (mean, std), (new_mean, new_std) = scaling, to
+    return LabelledTensors(tensors.x.mul(std).add_(mean).sub_(new_mean).div_(new_std), tensors.y)
+
+
+def load_device_data(files: DatasetFiles, split_path: Path, device: torch.device,
+                     normalize: bool = False) -> DeviceData:
+    """Decode the IDX files once, partition them by the recorded split, and move them to ``device``."""
+    train_idx, val_idx, _ = read_split(split_path, files)
     train_images = read_idx(files.paths["train-images"], 3)
     train_labels = read_idx(files.paths["train-labels"], 1)
     test_images = read_idx(files.paths["test-images"], 3)
@@ -81,10 +96,10 @@ def build_splits(files: DatasetFiles, train_idx: np.ndarray, val_idx: np.ndarray
         # Statistics of the training part only: validation must stay unseen.
         pixels = train_images[train_idx].astype(np.float64) / 255.0
         mean, std = float(pixels.mean()), float(pixels.std())
-    return Splits(
-        train=to_tensor_split(train_images[train_idx], train_labels[train_idx], device, mean, std),
-        val=to_tensor_split(train_images[val_idx], train_labels[val_idx], device, mean, std),
-        test=to_tensor_split(test_images, test_labels, device, mean, std),
+    return DeviceData(
+        train=to_device_tensors(train_images[train_idx], train_labels[train_idx], device, mean, std),
+        val=to_device_tensors(train_images[val_idx], train_labels[val_idx], device, mean, std),
+        test=to_device_tensors(test_images, test_labels, device, mean, std),
         mean=mean,
         std=std,
     )

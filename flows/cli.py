@@ -1,0 +1,85 @@
+"""``python -m flows.X``: the command-line plumbing shared by the flows.
+
+Validate the params before Prefect starts, run the flow, and turn a user's
+mistake into one line (mnistflow.cli); Prefect's own logging of a failed task
+loses its traceback when the cause is a user's mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from mnistflow.cli import run_main
+from mnistflow.errors import MnistflowError
+from mnistflow.params import load_params
+from mnistflow.paths import DEFAULT_RUN_DIR
+
+
+class _HideUserErrorTracebacks(logging.Filter):
+    """Prefect logs a failed task with its traceback; for a user's mistake one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, MnistflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def show_own_logs() -> None:
+    """mnistflow's own lines (a mirror retried, a wait for DVC) on the terminal too,
+    where Prefect shows its run logs."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s",
+                                           "%H:%M:%S"))
+    logging.getLogger("mnistflow").addHandler(handler)
+
+
+def quiet_user_errors() -> None:
+    hide = _HideUserErrorTracebacks()
+    loggers = [logging.getLogger()] + [
+        logger for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("prefect") and isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            handler.addFilter(hide)
+
+
+def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
+                          summary: Callable[[Any], str], with_registry: bool = False) -> None:
+    """Parse the common flags, run ``flow_fn`` with them, print ``summary(result)``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="the run's folder (default: outputs/)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/)")
+    if with_registry:
+        parser.add_argument("--registry", type=Path, default=None,
+                            help="champion and run records (default: $MNISTFLOW_REGISTRY or registry/)")
+    parser.add_argument("--heartbeat", action="store_true",
+                        help="send flow-run heartbeats (off by default for a run started by hand)")
+    args = parser.parse_args()
+    folders = {"run_dir": args.run_dir, "data_root": args.data_root}
+    if with_registry:
+        folders["registry_dir"] = args.registry
+
+    def run() -> None:
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        params = load_params(args.params)  # a bad params file fails here, before Prefect starts
+        quiet_user_errors()
+        show_own_logs()
+        # Heartbeats let a server notice a run whose worker died (zombie detection).
+        # A run started by hand has no worker to lose, and the heartbeat thread's
+        # 1-second sleep delays the end of every flow run by up to a second.
+        heartbeat = {} if args.heartbeat else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        with temporary_settings(heartbeat):
+            state = flow_fn(params=params, params_file=str(args.params), return_state=True, **folders)
+        result = state.result()  # raises the flow's exception: MnistflowError -> one line
+        print(summary(result))
+
+    run_main(run)

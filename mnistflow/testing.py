@@ -1,0 +1,124 @@
+"""Real parts for the tests and the benchmarks: a Prefect server on 127.0.0.1, a
+copy of the repository as a fresh git repo, and `git`/`dvc` run in it.
+
+No mocks: each helper starts or runs the real program. Nothing here imports
+Prefect or DVC; they are run as the user runs them, as commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MNISTFLOW_MIRROR"}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600,
+        check: bool = False) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env or clean_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectServer:
+    """A real Prefect server (SQLite in a temporary PREFECT_HOME) on 127.0.0.1."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.env = clean_env(
+            PREFECT_HOME=str(home), PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
+            PREFECT_LOGGING_LEVEL="INFO",
+        )
+        self.log = open(home / "server.log", "w")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> "PrefectServer":
+        prefect = Path(sys.executable).with_name("prefect")
+        self.proc = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {(self.home / 'server.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("prefect server did not become healthy")
+
+    def post(self, path: str, body: dict | None = None):
+        import json
+        req = urllib.request.Request(f"{self.api_url}{path}", data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+
+    def get(self, path: str):
+        import json
+        with urllib.request.urlopen(f"{self.api_url}{path}", timeout=30) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+# Real git and dvc in a temporary copy of the repository (tests and bench/).
+def env_for(repo: Path, **extra: str) -> dict[str, str]:
+    bin_dir = str(Path(sys.executable).parent)
+    return clean_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(Path(sys.executable).with_name("dvc")), *args], repo, env_for(repo), check=check)
+
+
+def git(repo: Path, *args: str) -> str:
+    return run(["git", *args], repo, env_for(repo), check=True).stdout
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree as git sees it (tracked and untracked, not ignored), as a fresh repo."""
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO, check=True).stdout.split()
+    for rel in files:
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.email", "test@example.invalid")
+    git(dest, "config", "user.name", "test")
+    return dest

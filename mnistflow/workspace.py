@@ -1,0 +1,107 @@
+"""The DVC workspace: one writer at a time, by DVC's own locks.
+
+A run whose folder is one that ``dvc.yaml`` writes (``outputs/``) shares it with
+`dvc repro`. It takes the locks a `dvc repro` stage takes, the same way:
+under DVC's repository lock (``.dvc/tmp/lock``) it records in DVC's path lock
+(``.dvc/tmp/rwlock``) that it writes the run folder and the dataset, then lets
+the repository lock go and keeps the path lock until its last write. A
+`dvc repro` stage that writes there meanwhile stops with DVC's own "is busy,
+it is being blocked by ... flows.training"; a run that finds a stage at work
+waits for it (``MNISTFLOW_DVC_LOCK_WAIT`` seconds, default 600), then refuses
+in one line. DVC commands of the run's own (``dvc commit``, ``dvc push``) go
+through the same ``dvc.repo.Repo``, in this process, so its locks are its own.
+A run in any other folder needs no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .errors import MnistflowError
+
+log = logging.getLogger(__name__)
+
+WAIT_ENV = "MNISTFLOW_DVC_LOCK_WAIT"
+DEFAULT_WAIT = 600.0
+_held: dict[Path, Any] = {}  # repository root -> the dvc Repo holding its lock in this process
+
+
+def dvc_root_writing(run_dir: Path) -> Path | None:
+    """The DVC repository whose pipeline writes ``run_dir``, if any."""
+    run_dir = Path(run_dir).resolve()
+    for root in (run_dir, *run_dir.parents):
+        if (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file():
+            break
+    else:
+        return None
+    try:
+        stages = (yaml.safe_load((root / "dvc.yaml").read_text()) or {}).get("stages", {})
+    except (OSError, yaml.YAMLError):
+        return None
+    rel = run_dir.relative_to(root)
+    for stage in stages.values():
+        for out in stage.get("outs", []) + stage.get("metrics", []):
+            path = Path(next(iter(out)) if isinstance(out, dict) else out)
+            if path == rel or rel in path.parents or path in rel.parents:
+                return root
+    return None
+
+
+def _wait_seconds() -> float:
+    raw = os.environ.get(WAIT_ENV, "")
+    try:
+        return float(raw) if raw else DEFAULT_WAIT
+    except ValueError:
+        raise MnistflowError(f"{WAIT_ENV}: not a number of seconds ({raw!r})") from None
+
+
+@contextlib.contextmanager
+def dvc_lock(root: Path, writes: list[Path], wait: float | None = None) -> Iterator[Any]:
+    """Hold DVC's path lock on ``writes`` (inside ``root``); yields the ``dvc.repo.Repo``."""
+    from dvc.lock import LockError
+    from dvc.repo import Repo, lock_repo
+    from dvc.rwlock import rwlock
+
+    root = Path(root).resolve()
+    paths = [os.fspath(Path(p).resolve()) for p in writes if Path(p).resolve().is_relative_to(root)]
+    wait = _wait_seconds() if wait is None else wait
+    deadline, said = time.monotonic() + wait, False
+    with contextlib.ExitStack() as stack:
+        repo = stack.enter_context(Repo(os.fspath(root)))
+        hardlink = repo.config["core"].get("hardlink_lock", False)
+        while True:
+            try:
+                with lock_repo(repo):  # DVC's Lock retries for ~3 s itself
+                    # The command recorded is what DVC records for its own stages, so
+                    # this process's own `commit` later sees the entries as its own.
+                    stack.enter_context(rwlock(repo.tmp_dir, repo.fs, " ".join(sys.argv), [], paths, hardlink))
+                break
+            except LockError:
+                if time.monotonic() >= deadline:
+                    raise MnistflowError(
+                        f"{root}: another DVC process (dvc repro?) holds the repository lock or "
+                        f"writes {', '.join(os.path.relpath(p, root) for p in paths)}; waited {wait:.0f}s. "
+                        "Run again when it ends") from None
+                if not said:
+                    log.warning("%s: waiting for another DVC process (dvc repro?) to finish with %s", root,
+                                ", ".join(os.path.relpath(p, root) for p in paths))
+                    said = True
+                time.sleep(0.5)
+        _held[root] = repo
+        try:
+            yield repo
+        finally:
+            del _held[root]
+
+
+def held_repo(root: Path) -> Any | None:
+    """The Repo that holds ``root``'s lock in this process, if one does."""
+    return _held.get(Path(root).resolve())

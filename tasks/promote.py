@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from mnistflow import registry
+from mnistflow.paths import RegistryPaths, RunPaths
+
+from . import TASK_DEFAULTS
+
+
+@task(name="promote", **TASK_DEFAULTS)
+def promote_task(paths: RunPaths, registry_paths: RegistryPaths, record: dict[str, Any]) -> str:
+    return str(registry.promote(paths.model, paths.metrics, registry_paths, record))

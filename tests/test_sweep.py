@@ -1,0 +1,226 @@
+"""Sweeps: the sweep file and its trials (unit), then real sweeps on a real Prefect
+server and a real Dask LocalCluster of worker processes, on tiny data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnistflow.errors import MnistflowError
+from mnistflow.sweep import expand, load_spec, sorted_rows, trial_id
+from tests.helpers import REPO, copy_repo, dvc, env_for, git, run, tiny_params, write_params
+
+SWEEP = [sys.executable, "-m", "flows.sweep"]
+
+
+def write_sweep(path: Path, **fields) -> Path:
+    spec = {"name": "tiny", "base": "params.yaml", "grid": {"train.stages.0.lr": [0.5, 0.1]},
+            "seeds": 1, "select": "val_accuracy", "workers": 2, **fields}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"colour": "red"}, "colour: unknown key"),
+    ({"workers": 0}, "workers:"),
+    ({"select": "test_accuracy"}, "select: must be a validation metric"),
+    ({"grid": {}}, "grid: is empty"),
+    ({"grid": {"train.stages.0.lr": []}}, "train.stages.0.lr: lists no values"),
+    ({"grid": {"train.stages.0.lr": [0.5, -1]}}, "train.stages.0.lr: Input should be greater than 0"),
+    ({"grid": {"model.hidden": [[16], [0]]}}, "model.hidden.0:"),
+    ({"grid": {"train.stages.7.lr": [0.5]}}, "train.stages.7.lr: not a key"),
+])
+def test_bad_sweep_files_are_one_line_and_start_nothing(workdir, dataset, fields, named):
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    path = write_sweep(workdir / "sweep.yaml", **fields)
+    result = run([*SWEEP, str(path)], workdir, env_for(workdir))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("mnistflow: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml", "sweep.yaml"]
+
+
+def test_no_prefect_server_is_one_line_saying_what_to_do(workdir, dataset):
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    env = {k: v for k, v in env_for(workdir).items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(workdir.parent / "home")
+    result = run([*SWEEP, str(write_sweep(workdir / "sweep.yaml"))], workdir, env)
+    assert result.returncode == 2 and "prefect server start --background" in result.stderr
+    assert sorted(p.name for p in workdir.iterdir()) == ["params.yaml", "sweep.yaml"]
+
+
+def test_trials_cross_the_grid_sample_the_ranges_and_repeat_the_seeds(tmp_path, dataset):
+    base = tiny_params(*dataset)
+    spec = load_spec(write_sweep(tmp_path / "s.yaml", grid={"model.hidden": [[16], [32]]}, seeds=2, random={
+        "trials": 3, "seed": 7, "params": {"train.stages.1.lr": {"low": 0.01, "high": 0.2, "log": True}}}))
+    trials = expand(spec, base, "s.yaml")
+    assert len(trials) == 2 * 3 * 2 and len({t.id for t in trials}) == 12
+    assert {t.params.train.seed for t in trials} == {0, 1}
+    assert all(0.01 <= t.params.train.stages[1].lr <= 0.2 for t in trials)
+    again = expand(load_spec(tmp_path / "s.yaml"), base, "s.yaml")
+    assert [(t.id, t.overrides) for t in again] == [(t.id, t.overrides) for t in trials]  # stable ids
+    assert trials[0].id == trial_id(trials[0].overrides)
+
+
+def test_leaderboard_ranks_by_the_validation_metric_failed_last():
+    rows = [{"trial": "a", "status": "completed", "val_accuracy": 0.9, "val_loss": 0.3},
+            {"trial": "b", "status": "failed"},
+            {"trial": "c", "status": "completed", "val_accuracy": 0.95, "val_loss": 0.4}]
+    assert [r["trial"] for r in sorted_rows(rows, "val_accuracy")] == ["c", "a", "b"]
+    assert [r["trial"] for r in sorted_rows(rows, "val_loss")] == ["a", "c", "b"]
+
+
+def test_local_cluster_fits_the_cores_and_gives_each_gpu_worker_its_own_device():
+    from distributed import LocalCluster, SpecCluster
+
+    from flows.sweep import local_cluster
+
+    cpu = local_cluster(workers=64, threads=1, gpus=0)
+    assert cpu["cluster_class"] is LocalCluster
+    assert cpu["cluster_kwargs"]["n_workers"] * 1 <= (os.cpu_count() or 1)
+    assert local_cluster(workers=2, threads=64, gpus=0)["cluster_kwargs"]["n_workers"] == 1
+    gpu = local_cluster(workers=4, threads=1, gpus=2)
+    assert gpu["cluster_class"] is SpecCluster
+    workers = gpu["cluster_kwargs"]["workers"]
+    assert [w["options"]["env"]["CUDA_VISIBLE_DEVICES"] for w in workers.values()] == ["0", "1"]
+    assert all(w["options"]["resources"] == {"GPU": 1} for w in workers.values())
+
+
+# Real sweeps: a Prefect server, a LocalCluster of 2 worker processes, tiny data.
+
+def sweep_env(server) -> dict[str, str]:
+    return {**server.env, "PATH": env_for(REPO)["PATH"]}
+
+
+def records(sweep_dir: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("t-*/trial.json")}
+
+
+def leaderboard(sweep_dir: Path) -> list[dict]:
+    import csv
+
+    with open(sweep_dir / "leaderboard.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_sweep_on_two_workers_overlaps_records_failures_and_resumes(tmp_path, dataset, prefect_server):
+    write_params(tmp_path / "params.yaml", tiny_params(*dataset))
+    # 6 trials: two diverge (lr 1e30: NaN) and are recorded as failed; the others go on.
+    path = write_sweep(tmp_path / "sweep.yaml", grid={"train.stages.0.lr": [0.5, 0.1, 1e30],
+                                                      "model.hidden": [[16], [32]]})
+    result = run([*SWEEP, str(path)], tmp_path, sweep_env(prefect_server))
+    assert result.returncode == 0, result.stdout + result.stderr
+    sweep_dir = tmp_path / "runs/tiny"
+    rows = leaderboard(sweep_dir)
+    assert len(rows) == 6 and [r["status"] for r in rows] == ["completed"] * 4 + ["failed"] * 2
+    assert all("training loss is" in r["reason"] for r in rows[4:])
+    accuracies = [float(r["val_accuracy"]) for r in rows[:4]]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert {"train.stages.0.lr", "model.hidden", "test_accuracy", "train_seconds", "worker"} <= set(rows[0])
+    assert f"best {rows[0]['trial']}" in result.stdout
+    assert (sweep_dir / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    # two worker processes, and trials that overlap in time
+    done = [r for r in records(sweep_dir).values() if r["status"] == "completed"]
+    assert len({r["worker"] for r in done}) == 2
+    spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in done)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+    # Started again: completed trials are kept, not trained again.
+    before = {tid: (r, (sweep_dir / tid / "model.pt").stat().st_mtime_ns) for tid, r in records(sweep_dir).items()
+              if r["status"] == "completed"}
+    again = run([*SWEEP, str(path)], tmp_path, sweep_env(prefect_server))
+    assert again.returncode == 0, again.stderr
+    after = records(sweep_dir)
+    for tid, (record, mtime) in before.items():
+        assert after[tid] == record and (sweep_dir / tid / "model.pt").stat().st_mtime_ns == mtime
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _running_trial(sweep_dir: Path):
+    from mnistflow.checkpoints import load_checkpoint
+
+    for tid, record in records(sweep_dir).items():
+        checkpoint = sweep_dir / tid / "checkpoints/last.pt"
+        if record["status"] == "running" and checkpoint.exists():
+            try:
+                if load_checkpoint(checkpoint)["completed_epochs"] >= 1:
+                    return tid, record
+            except MnistflowError:
+                pass  # being replaced
+    return None
+
+
+SLOW_TRIALS = {"model": {"hidden": [512, 512]},
+               "train": {"batch_size": 4, "stages": [{"epochs": 3, "lr": 0.05}, {"epochs": 3, "lr": 0.01}]}}
+
+
+@pytest.mark.slow
+def test_killed_worker_and_killed_sweep_resume_from_checkpoints(tmp_path, dataset, prefect_server):
+    write_params(tmp_path / "params.yaml", tiny_params(*dataset, **SLOW_TRIALS))
+    path = write_sweep(tmp_path / "sweep.yaml", grid={"train.seed": [0, 1, 2, 3]})
+    sweep_dir = tmp_path / "runs/tiny"
+
+    # 1. SIGKILL the Dask worker process running a trial mid-training: the sweep completes.
+    proc = subprocess.Popen([*SWEEP, str(path)], cwd=tmp_path, env=sweep_env(prefect_server),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    tid, record = _wait_for(lambda: _running_trial(sweep_dir), 300, "a trial mid-training")
+    os.kill(record["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    rows = leaderboard(sweep_dir)
+    assert [r["status"] for r in rows] == ["completed"] * 4, rows
+    history = (sweep_dir / tid / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 6 and [line.split(",")[0] for line in history[1:]] == [str(i) for i in range(1, 7)]
+    logs = prefect_server.post("/logs/filter", {"logs": {"level": {"ge_": 0}}, "sort": "TIMESTAMP_DESC", "limit": 200})
+    assert any("resuming stage" in entry["message"] for entry in logs), "the killed trial resumed, not restarted"
+
+    # 2. SIGKILL the whole sweep (flow and workers) mid-way; run again: finished trials stay.
+    (tmp_path / "runs").rename(tmp_path / "first-runs")
+    proc = subprocess.Popen([*SWEEP, str(path)], cwd=tmp_path, env=sweep_env(prefect_server),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for(lambda: any(r["status"] == "completed" for r in records(sweep_dir).values())
+              and _running_trial(sweep_dir), 300, "one trial done and one mid-training")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {tid: r for tid, r in records(sweep_dir).items() if r["status"] == "completed"}
+    again = run([*SWEEP, str(path)], tmp_path, sweep_env(prefect_server))
+    assert again.returncode == 0, again.stdout + again.stderr
+    after = records(sweep_dir)
+    assert all(after[tid] == r for tid, r in finished.items())  # not trained again
+    assert all(r["status"] == "completed" for r in after.values()) and len(after) == 4
+
+
+@pytest.mark.slow
+def test_apply_best_then_dvc_repro_reproduces_the_winner_byte_for_byte(tmp_path, dataset, prefect_server):
+    repo = copy_repo(tmp_path / "repo")
+    full = yaml.safe_load(yaml.safe_dump(tiny_params(*dataset)))
+    from mnistflow.params import validate
+
+    write_params(repo / "params.yaml", validate(full).model_dump(mode="json"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tiny")
+    result = run([*SWEEP, str(write_sweep(repo / "sweep.yaml")), "--apply-best"], repo, sweep_env(prefect_server))
+    assert result.returncode == 0, result.stdout + result.stderr
+    best = leaderboard(repo / "runs/tiny")[0]["trial"]
+    dvc(repo, "repro")
+    for name in ("model.pt", "metrics.json", "history.csv"):
+        assert (repo / "outputs" / name).read_bytes() == (repo / "runs/tiny" / best / name).read_bytes(), name
