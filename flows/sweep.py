@@ -35,6 +35,10 @@ from tasks.promote import promote_task
 from tasks.record import record_task
 from tasks.trial import read_record, trial_task, write_record
 
+# Dask's own INFO lines (every worker's start and stop) would drown the sweep's;
+# set before distributed is first imported, and inherited by its worker processes.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
 SERVER_HINT = ("the sweep's Dask workers report to a Prefect server, and none is set: start one with "
                "`prefect server start --background` and `export PREFECT_API_URL=http://127.0.0.1:4200/api`")
 

@@ -97,6 +97,9 @@ def test_deployments_come_from_prefect_yaml_with_typed_params_and_a_weekly_sched
     text = json.dumps(schema)
     for field in ("val_fraction", "hidden", "stages", "batch_size"):
         assert field in text  # params.yaml's schema, shown as a form in the UI
+    sweep = json.dumps(deps["sweep"]["parameter_openapi_schema"])
+    for field in ("sweep_file", "dask_address", "workers", "apply_best", "grid", "select"):
+        assert field in sweep  # the sweep file's schema and the engine's settings, typed
     schedules = deps["retrain"]["schedules"]
     assert schedules and schedules[0]["schedule"]["cron"] == "0 3 * * 1"
     assert deps["train"]["concurrency_limit"] == 1 or deps["train"].get("global_concurrency_limit")
@@ -196,3 +199,12 @@ def test_killed_worker_then_run_again_resumes_and_completes(project):
     assert load_checkpoint(checkpoint)["completed_epochs"] == 16
 
 
+
+
+def test_sweep_deployment_fans_trials_out_on_dask(project):
+    (project.repo / "sweeps/tiny.yaml").write_text(yaml.safe_dump(
+        {"name": "deployed", "grid": {"train.stages.0.lr": [0.5, 0.1]}, "workers": 2}))
+    result = project.deployment_run("mnist-sweep/sweep", "sweep_file=sweeps/tiny.yaml")
+    assert "Completed" in result.stdout
+    board = (project.repo / "runs/deployed/leaderboard.csv").read_text().splitlines()
+    assert len(board) == 3 and all(",completed," in line for line in board[1:])

@@ -129,6 +129,9 @@ def test_sweep_on_two_workers_overlaps_records_failures_and_resumes(tmp_path, da
     assert {"train.stages.0.lr", "model.hidden", "test_accuracy", "train_seconds", "worker"} <= set(rows[0])
     assert f"best {rows[0]['trial']}" in result.stdout
     assert (sweep_dir / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [
+        "sweep-leaderboard", "sweep-report"]}}, "sort": "CREATED_DESC", "limit": 2})
+    assert {a["key"]: a["type"] for a in artifacts} == {"sweep-leaderboard": "table", "sweep-report": "markdown"}
     # two worker processes, and trials that overlap in time
     done = [r for r in records(sweep_dir).values() if r["status"] == "completed"]
     assert len({r["worker"] for r in done}) == 2
@@ -218,9 +221,44 @@ def test_apply_best_then_dvc_repro_reproduces_the_winner_byte_for_byte(tmp_path,
     write_params(repo / "params.yaml", validate(full).model_dump(mode="json"))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "tiny")
-    result = run([*SWEEP, str(write_sweep(repo / "sweep.yaml")), "--apply-best"], repo, sweep_env(prefect_server))
+    result = run([*SWEEP, str(write_sweep(repo / "sweep.yaml")), "--apply-best", "--promote"], repo,
+                 sweep_env(prefect_server))
     assert result.returncode == 0, result.stdout + result.stderr
     best = leaderboard(repo / "runs/tiny")[0]["trial"]
     dvc(repo, "repro")
     for name in ("model.pt", "metrics.json", "history.csv"):
         assert (repo / "outputs" / name).read_bytes() == (repo / "runs/tiny" / best / name).read_bytes(), name
+    # --promote: the winner went through the retraining judge into the registry.
+    assert "promoted: no champion yet" in result.stdout
+    assert (repo / "registry/champion/model.pt").read_bytes() == (repo / "runs/tiny" / best / "model.pt").read_bytes()
+    record = json.loads(next((repo / "registry/runs").glob("*.json")).read_text())
+    assert record["source"] == f"sweep tiny, trial {best}" and record["promoted"] is True
+
+
+@pytest.mark.slow
+def test_sweep_on_an_existing_dask_cluster(tmp_path, dataset, prefect_server):
+    """--dask-address: a scheduler and two workers started as a cluster operator would."""
+    from tests.helpers import free_port
+
+    write_params(tmp_path / "params.yaml", tiny_params(*dataset))
+    env = sweep_env(prefect_server)
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    cluster = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                 "--no-dashboard"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        cluster += [subprocess.Popen([str(bin_dir / "dask"), "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
+                                      "--no-dashboard", "--name", f"external-{i}"], cwd=tmp_path, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                    for i in range(2)]
+        result = run([*SWEEP, str(write_sweep(tmp_path / "sweep.yaml")), "--dask-address", f"tcp://127.0.0.1:{port}"],
+                     tmp_path, env)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"Connecting to an existing Dask cluster at tcp://127.0.0.1:{port}" in result.stdout + result.stderr
+        rows = leaderboard(tmp_path / "runs/tiny")
+        assert [r["status"] for r in rows] == ["completed", "completed"]
+    finally:
+        for proc in cluster:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
