@@ -65,13 +65,16 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
         yield root
 
 
-def run_pipeline(params: Params, paths: RunPaths, data_root: Path,
-                 files: DatasetFiles | None = None) -> PipelineResult:
+def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: DatasetFiles | None = None,
+                 progress_artifact: bool = True) -> PipelineResult:
+    """The whole pipeline as task runs. A sweep's trials pass ``progress_artifact=False``:
+    dozens of trials moving one progress bar would tell nobody anything."""
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     files = files or download_task(params.data, data_root)
     split_task(files, params.data, paths.split)
     session = open_session(params, files, paths, TASK_STEPS)
-    progress = start_progress(sum(stage.epochs for stage in params.train.stages))
+    total_epochs = sum(stage.epochs for stage in params.train.stages)
+    progress = start_progress(total_epochs) if progress_artifact else None
     started = time.perf_counter()
     train_all(params, session, files, paths, TASK_STEPS, progress_artifact=progress)
     train_seconds = time.perf_counter() - started

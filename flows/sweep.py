@@ -52,15 +52,17 @@ def local_cluster(workers: int, threads: int, gpus: int) -> dict[str, Any]:
     """
     from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
 
+    preload = ["flows.dask_preload"]  # torch, matplotlib and Prefect, loaded as each worker starts
     if gpus:
-        specs = {i: {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1},
+        specs = {i: {"cls": Nanny, "options": {"nthreads": 1, "resources": {"GPU": 1}, "preload": preload,
                                                 "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
                  for i in range(min(workers, gpus))}
         return {"cluster_class": SpecCluster, "cluster_kwargs": {
             "workers": specs, "scheduler": {"cls": Scheduler, "options": {"dashboard_address": None}}}}
     n = max(1, min(workers, (os.cpu_count() or 1) // threads))
     return {"cluster_class": LocalCluster, "cluster_kwargs": {
-        "n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None}}
+        "n_workers": n, "threads_per_worker": 1, "processes": True, "dashboard_address": None,
+        "preload": preload}}
 
 
 def _wants_gpu(trials: list[Trial]) -> bool:

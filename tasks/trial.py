@@ -63,7 +63,8 @@ def trial_task(trial: Trial, run_dir: Path, files: DatasetFiles) -> dict[str, An
     record = {"trial": trial.id, "overrides": trial.overrides, "status": "running",
               "started_at": _now(), "worker": _worker(), "pid": os.getpid()}
     write_record(run_dir, record)
-    result = run_pipeline(trial.params, RunPaths(run_dir), Path(files.directory).parent, files)
+    result = run_pipeline(trial.params, RunPaths(run_dir), Path(files.directory).parent, files,
+                          progress_artifact=False)
     record.update(status="completed", reason="", finished_at=_now(),
                   val_accuracy=result.metrics["val"]["accuracy"], val_loss=result.metrics["val"]["loss"],
                   test_accuracy=result.metrics["test"]["accuracy"], train_seconds=round(result.train_seconds, 3))
