@@ -15,7 +15,8 @@ from typing import Any, Callable
 from mnistflow.cli import run_main
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
-from mnistflow.paths import DEFAULT_RUN_DIR
+from mnistflow.paths import DEFAULT_RUN_DIR, roots
+from mnistflow.preflight import preflight
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -71,6 +72,8 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         params = load_params(args.params)  # a bad params file fails here, before Prefect starts
+        where = roots(data=args.data_root, registry=folders.get("registry_dir"))
+        preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])])
         quiet_user_errors()
         show_own_logs()
         # Heartbeats let a server notice a run whose worker died (zombie detection).

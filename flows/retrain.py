@@ -28,6 +28,7 @@ from mnistflow import registry
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+from mnistflow.preflight import preflight
 from tasks.download import download_task
 from tasks.judge import judge_task
 from tasks.promote import promote_task
@@ -59,6 +60,7 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
     paths = RunPaths(Path(run_dir))
     where = roots(data=data_root, registry=registry_dir)
     registry_paths = RegistryPaths(where.registry)
+    preflight(params, [paths.dir, where.data, where.registry])  # before anything is written
     with run_folder_guard(paths, dataset_dir(params.data, where.data)) as dvc_root:
         files = download_task(params.data, where.data)
         champion = registry.read_champion(registry_paths)

@@ -123,8 +123,8 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
 
     logger = get_run_logger()
     spec = spec if spec is not None else load_spec(Path(sweep_file))
-    trials = plan(spec)
     where = roots(data=data_root, registry=registry_dir)
+    trials = plan(spec, [Path(runs_root), where.data], check_devices=not dask_address)
     # Downloaded and verified once, here; the trials only read it.
     files = {}
     for trial in trials:
@@ -158,11 +158,24 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
     return result
 
 
-def plan(spec: SweepSpec) -> list[Trial]:
+def plan(spec: SweepSpec, folders: list[Path], check_devices: bool = True) -> list[Trial]:
+    """Every trial, validated; with ``check_devices``, each trial's device and memory on this machine."""
     from mnistflow.params import load_params
+    from mnistflow.preflight import check_memory, writable
 
     base = load_params(spec.base)  # the base must itself be valid
-    return expand(spec, base.model_dump(mode="json"), f"sweep {spec.name}")
+    trials = expand(spec, base.model_dump(mode="json"), f"sweep {spec.name}")
+    for folder in folders:
+        writable(folder)
+    if check_devices:
+        from mnistflow.device import select_device
+
+        for trial in trials:
+            try:
+                check_memory(trial.params, select_device(trial.params.device))
+            except MnistflowError as exc:
+                raise MnistflowError(f"sweep {spec.name}: trial {trial.id}: {exc}") from None
+    return trials
 
 
 def _visible_gpus() -> int:
@@ -175,6 +188,7 @@ def _promote(winner: Trial, run_dir: Path, files, registry_paths: RegistryPaths,
     """The retraining flow's judge and registry record, for the sweep's best trial."""
     from mnistflow.session import open_session
 
+    registry.read_champion(registry_paths)  # a replaced or damaged champion stops here
     paths = RunPaths(run_dir)
     session = open_session(winner.params, files, paths)
     decision = judge_task(paths.model, registry_paths, session.data, 0.0)
@@ -212,7 +226,8 @@ def main() -> None:
         from flows.cli import quiet_user_errors, show_own_logs
 
         spec = load_spec(args.sweep_file)
-        plan(spec)  # every trial's params are checked before anything starts
+        # Every trial's params (and, on a local cluster, its device and memory) before anything starts.
+        plan(spec, [args.runs_root, roots(data=args.data_root).data], check_devices=not args.dask_address)
         if not PREFECT_API_URL.value():
             raise MnistflowError(SERVER_HINT)
         quiet_user_errors()

@@ -23,6 +23,7 @@ from flows.pipeline import resolve_params, run_folder_guard, run_pipeline
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
+from mnistflow.preflight import preflight
 from tasks.report import report_task
 
 
@@ -40,6 +41,7 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
     data = roots(data=data_root).data
+    preflight(params, [paths.dir, data])  # device, memory, folders: before anything is written
     with run_folder_guard(paths, dataset_dir(params.data, data)):
         result = run_pipeline(params, paths, data)
         report_task(result.metrics, paths.history, result.plots)

@@ -1,9 +1,11 @@
 """The MNIST family: file names, checksums and the published mirrors.
 
-All three share the IDX format and file names. MNIST's checksums are of the
-*uncompressed* files, so a mirror that re-compressed them still verifies. For
-Fashion-MNIST and KMNIST only the md5 of the published ``.gz`` files is
-published (torchvision's tables), so those are verified on the gzip bytes.
+All three share the IDX format and file names. MNIST's and Fashion-MNIST's
+checksums are of the *uncompressed* files, so any genuine copy verifies by its
+content, however it was compressed (Debian's `dataset-fashion-mnist`
+re-compresses the files). For KMNIST only the md5 of the published ``.gz``
+files is known, so it is verified on the gzip bytes; a re-compressed copy
+needs ``data.checksums``, and the error says exactly what to set.
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec(
         name="fashion-mnist",
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        # md5 of the uncompressed files (the published .gz md5s are 8d4fb7e6c68d591d4c3dfef9ec88bf0d,
+        # 25c81989df183df01b3e8a0aad5dffbe, bef4ecab320f06d8554ea6380940ec79, bb300cfdad3c16e7a12a480ee83cd310).
         checksums={
-            "train-images": Checksum("8d4fb7e6c68d591d4c3dfef9ec88bf0d", False),
-            "train-labels": Checksum("25c81989df183df01b3e8a0aad5dffbe", False),
-            "test-images": Checksum("bef4ecab320f06d8554ea6380940ec79", False),
-            "test-labels": Checksum("bb300cfdad3c16e7a12a480ee83cd310", False),
+            "train-images": Checksum("f4a8712d7a061bf5bd6d2ca38dc4d50a", True),
+            "train-labels": Checksum("9018921c3c673c538a1fc5bad174d6f9", True),
+            "test-images": Checksum("8181f5470baa50b63fa0f6fddb340f0a", True),
+            "test-labels": Checksum("15d484375f8d13e6eb1aabb0c3f46965", True),
         },
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),

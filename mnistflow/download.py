@@ -14,15 +14,14 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import atomic
 from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
 from .errors import MirrorsFailedError, MnistflowError
-from .idx import gunzip, parse_idx
+from .fetch import Limits, Stalled, Transient, Unusable, WrongBytes, fetch
+from .idx import parse_idx
 from .params import DataParams
 
 log = logging.getLogger(__name__)
@@ -33,14 +32,6 @@ HINT = (
     f"to work offline, put the four *-ubyte.gz files in a directory and set "
     f"{MIRROR_ENV}=/that/dir (or list it under data.mirrors in params.yaml)"
 )
-
-
-class _Corrupt(Exception):
-    """The mirror answered, but with the wrong bytes: do not ask it again."""
-
-
-class _Permanent(Exception):
-    """The mirror cannot serve this file (404, no such directory)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +69,28 @@ def stored_name(key: str) -> str:
     return FILE_NAMES[key].removesuffix(".gz")
 
 
+def expected_size(data: DataParams, key: str) -> int | None:
+    """Bytes of an uncompressed file of a published dataset (None for a custom one)."""
+    spec = DATASETS.get(data.dataset)
+    if spec is None:
+        return None
+    n = spec.train_size if key.startswith("train") else spec.test_size
+    return 16 + n * 28 * 28 if key.endswith("images") else 8 + n
+
+
+def _stat(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _stored_md5(key: str, path: Path, expected: str | None) -> str | None:
     """md5 of a stored file if it is a well-formed IDX file matching ``expected``."""
     raw = path.read_bytes()
@@ -89,104 +102,89 @@ def _stored_md5(key: str, path: Path, expected: str | None) -> str | None:
     return md5 if md5 == expected else None
 
 
-def _verify(key: str, source: str, blob: bytes, checksum: Checksum) -> tuple[bytes, str]:
-    """Check one fetched .gz file; return its uncompressed bytes and their md5."""
-    try:
-        raw = gunzip(Path(source), blob)
-        parse_idx(Path(source), raw, NDIM[key])
-    except MnistflowError as exc:
-        raise _Corrupt(str(exc).split(": ", 1)[-1]) from None
-    raw_md5 = hashlib.md5(raw).hexdigest()
-    got = raw_md5 if checksum.uncompressed else hashlib.md5(blob).hexdigest()
-    if got != checksum.md5:
-        what = "uncompressed md5" if checksum.uncompressed else "md5 of the .gz"
-        raise _Corrupt(f"{what} {got} is not the expected {checksum.md5}")
-    return raw, raw_md5
-
-
-def _fetch(mirror: str, name: str, timeout: float) -> bytes:
-    if "://" not in mirror:
-        path = Path(mirror).expanduser() / name
-        if not path.parent.is_dir():
-            raise _Permanent(f"no such directory {path.parent}")
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            raise _Permanent(f"no file {name}") from None
-    url = mirror.rstrip("/") + "/" + name
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as exc:
-        # 5xx and 429 are worth another try; 404 and friends are not.
-        if exc.code >= 500 or exc.code == 429:
-            raise OSError(f"HTTP {exc.code}") from None
-        raise _Permanent(f"HTTP {exc.code}") from None
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from None
-
-
-def _fetch_verified(key: str, mirror: str, checksum: Checksum, retries: int,
-                    backoff: float, timeout: float) -> tuple[bytes, str]:
-    """The uncompressed, verified bytes of one file from one mirror, and their md5."""
+def _fetch_verified(data: DataParams, key: str, mirror: str, checksum: Checksum, target: Path,
+                    retries: int, backoff: float, limits: Limits) -> str:
+    """Fetch one file from one mirror into ``target`` (a temporary path); its uncompressed md5."""
     name = FILE_NAMES[key]
     for attempt in range(retries + 1):
         try:
-            blob = _fetch(mirror, name, timeout)
-        except OSError as exc:  # connection refused, reset, timeout, 5xx
+            return fetch(mirror, name, NDIM[key], expected_size(data, key), checksum.md5,
+                         checksum.uncompressed, target, limits).md5
+        except Transient as exc:  # refused, reset, 5xx, closed mid-body
             if attempt == retries:
-                raise _Permanent(f"{exc} (after {retries + 1} tries)") from None
+                raise Transient(f"{exc} (after {retries + 1} tries)") from None
             delay = backoff * 2**attempt
             log.warning("%s from %s failed (%s); retrying in %.1fs", name, mirror, exc, delay)
             time.sleep(delay)
-            continue
-        return _verify(key, f"{mirror.rstrip('/')}/{name}", blob, checksum)
     raise AssertionError("unreachable")
 
 
-def download(data: DataParams, data_root: Path, *, retries: int = 2,
-             backoff: float = 0.5, timeout: float = 60.0,
-             env: dict[str, str] | None = None) -> DatasetFiles:
+def _failure_hint(data: DataParams, key: str, wrong: list[WrongBytes]) -> str:
+    if not wrong:
+        return HINT
+    served = next((w.uncompressed_md5 for w in wrong if w.uncompressed_md5), None)
+    if served and data.checksums is None and not DATASETS[data.dataset].checksums[key].uncompressed:
+        # Only the .gz md5 is published: a genuine but re-compressed copy can only be
+        # verified by content, against md5s the user vouches for.
+        return (f"{data.dataset} publishes only the md5 of its .gz files; if this is a genuine copy, "
+                f"re-compressed, verify it by content: set data.checksums in params.yaml to the md5s of "
+                f"the four uncompressed files (this copy's {key}: {served})")
+    return "the mirrors answered with the wrong bytes; check the mirror's copy, or data.checksums"
+
+
+def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: float = 0.5,
+             limits: Limits = Limits(), env: dict[str, str] | None = None) -> DatasetFiles:
     """Make ``<data_root>/<dataset>/`` hold the four verified files; fetch only what is missing."""
     directory = dataset_dir(data, data_root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
-    manifest_path = directory / MANIFEST
-    # For datasets verified on their .gz bytes, the manifest remembers the md5 of
-    # the uncompressed copy we verified, so a stored file can be re-checked.
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError):
-        manifest = {}
     md5: dict[str, str] = {}
     for key in FILES:
         target = directory / stored_name(key)
-        expected = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
+        expected = checksums[key].md5 if checksums[key].uncompressed else _manifest(directory).get(key, {}).get("md5")
         if target.exists():
             stored = _stored_md5(key, target, expected)
             if stored is not None:
                 md5[key] = stored
                 continue
             log.warning("%s does not verify; fetching it again", target)
-        failures = []
+        failures, wrong, transient = [], [], False
         for mirror in mirrors:
             try:
-                raw, md5[key] = _fetch_verified(key, mirror, checksums[key], retries, backoff, timeout)
-            except (_Corrupt, _Permanent) as exc:
+                with atomic.atomic_path(target) as tmp:
+                    md5[key] = _fetch_verified(data, key, mirror, checksums[key], tmp, retries, backoff, limits)
+            except (Transient, Stalled, Unusable, WrongBytes) as exc:
                 failures.append(f"{mirror} ({exc})")
+                transient |= isinstance(exc, Transient)
+                if isinstance(exc, WrongBytes):
+                    wrong.append(exc)
                 log.warning("%s from %s: %s", FILE_NAMES[key], mirror, exc)
                 continue
-            atomic.write_bytes(target, raw)
             log.info("fetched %s from %s", FILE_NAMES[key], mirror)
             break
         else:
-            raise MirrorsFailedError(
+            error = MirrorsFailedError(
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
-                + "; ".join(failures) + f". {HINT}"
-            )
-    if manifest != md5:
-        atomic.write_json(manifest_path, md5)
+                + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}")
+            # Only a network that may come back is worth a later try; wrong bytes and
+            # silent servers would fail the same way again.
+            error.retryable = transient
+            raise error
+    manifest = {key: {"md5": md5[key], **_stat(directory / stored_name(key))} for key in FILES}
+    if _manifest(directory) != manifest:
+        atomic.write_json(directory / MANIFEST, manifest)
     return _dataset_files(data, directory, md5)
+
+
+def _manifest(directory: Path) -> dict[str, dict]:
+    """What the download step verified: per file its md5, size and mtime."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    # An older manifest held only md5s: keep them, with no size or time to trust.
+    return {k: v if isinstance(v, dict) else {"md5": v} for k, v in manifest.items()} \
+        if isinstance(manifest, dict) else {}
 
 
 def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> DatasetFiles:
@@ -200,16 +198,25 @@ def locate(data: DataParams, data_root: Path) -> DatasetFiles:
 
     For the steps after a download (DVC stages run as separate processes, and DVC
     itself hashes data/<dataset>): hashing 55 MB again in each would be work done
-    twice. The manifest must match the expected checksums where they are known.
+    twice. A file whose size or modification time differs from the manifest's is
+    hashed again, and one whose content changed is refused.
     """
     directory = dataset_dir(data, data_root)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        raise MnistflowError(f"{directory / MANIFEST}: missing or unreadable (run the download step first)") from None
+    manifest = _manifest(directory)
+    if not manifest:
+        raise MnistflowError(f"{directory / MANIFEST}: missing or unreadable (run the download step first)")
     checksums = expected_checksums(data)
+    md5 = {}
     for key in FILES:
-        known = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
-        if manifest.get(key) != known or not (directory / stored_name(key)).exists():
+        path = directory / stored_name(key)
+        entry = manifest.get(key, {})
+        known = checksums[key].md5 if checksums[key].uncompressed else entry.get("md5")
+        if entry.get("md5") != known or not path.exists():
             raise MnistflowError(f"{directory}: {key} is missing or not the expected file (run the download step)")
-    return _dataset_files(data, directory, manifest)
+        if {k: entry.get(k) for k in ("size", "mtime_ns")} != _stat(path):
+            actual = _hash_file(path)
+            if actual != known:
+                raise MnistflowError(f"{path}: changed since it was downloaded (md5 {actual}, expected {known}); "
+                                     "run the download step again")
+        md5[key] = known
+    return _dataset_files(data, directory, md5)

@@ -22,19 +22,29 @@ def gunzip(path: Path, blob: bytes) -> bytes:
         raise MnistflowError(f"{path}: not a complete gzip file ({exc})") from None
 
 
-def parse_idx(path: Path, raw: bytes, ndim: int) -> np.ndarray:
-    """Parse uncompressed IDX bytes; ``ndim`` is 3 for images, 1 for labels."""
+def header_size(ndim: int) -> int:
+    return 4 + 4 * ndim
+
+
+def parse_header(path: Path, raw: bytes, ndim: int) -> tuple[list[int], int]:
+    """The dimensions an IDX header declares and the file length they imply."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise MnistflowError(f"{path}: not an IDX file (wrong magic number)")
     if raw[2] != _UBYTE or raw[3] != ndim:
         raise MnistflowError(
             f"{path}: wrong magic number 0x{raw[:4].hex()} (expected 0x0000080{ndim})"
         )
-    header = 4 + 4 * ndim
+    header = header_size(ndim)
     if len(raw) < header:
         raise MnistflowError(f"{path}: truncated IDX header")
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header + int(np.prod(dims))
+    return dims, header + int(np.prod(dims, dtype=np.int64))
+
+
+def parse_idx(path: Path, raw: bytes, ndim: int) -> np.ndarray:
+    """Parse uncompressed IDX bytes; ``ndim`` is 3 for images, 1 for labels."""
+    dims, expected = parse_header(path, raw, ndim)
+    header = header_size(ndim)
     if len(raw) != expected:
         raise MnistflowError(
             f"{path}: wrong length {len(raw)} bytes (header {dims} says {expected})"

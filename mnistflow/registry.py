@@ -8,6 +8,7 @@ metrics, promoted or not, and why), written atomically like every other output.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,14 +30,36 @@ def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
     return {"data": data_digest, "params": params.digest(), "code": code_digest()}
 
 
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
+    """The champion's record, after checking that its model.pt is the one promoted.
+
+    A champion replaced or damaged behind the registry's back stops the run: it
+    is not quietly judged, kept in service, or overwritten.
+    """
     path = registry.champion_record
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except ValueError:
         raise MnistflowError(f"{path}: not valid JSON; restore it or delete {registry.champion}") from None
+    recorded = record.get("model_sha256")
+    if recorded is not None:
+        model = registry.champion_model
+        actual = sha256_of(model) if model.exists() else "missing"
+        if actual != recorded:
+            raise MnistflowError(
+                f"{model}: sha256 {actual} is not the {recorded} recorded in {path} at promotion: the champion "
+                f"was replaced or damaged. Restore it, or delete {registry.champion} to start without one")
+    return record
 
 
 def test_accuracy(model_path: Path, data: DeviceData) -> dict[str, float]:
@@ -77,10 +100,12 @@ def judge(challenger_model: Path, registry: RegistryPaths, data: DeviceData, mar
 
 def promote(model_path: Path, metrics_path: Path, registry: RegistryPaths, record: dict[str, Any]) -> Path:
     """Install the challenger as champion. model.pt goes last, atomically, so a
-    reader sees the old champion or the new one, never a mix."""
+    reader sees the old champion or the new one, never a mix; its sha256 goes in
+    the record, checked on every later run."""
+    model = Path(model_path).read_bytes()
     atomic.write_bytes(registry.champion_metrics, Path(metrics_path).read_bytes())
-    atomic.write_json(registry.champion_record, record)
-    atomic.write_bytes(registry.champion_model, Path(model_path).read_bytes())
+    atomic.write_json(registry.champion_record, {**record, "model_sha256": hashlib.sha256(model).hexdigest()})
+    atomic.write_bytes(registry.champion_model, model)
     return registry.champion_model
 
 

@@ -66,6 +66,7 @@ def step_plot(params: Params, data_root: Path, paths: RunPaths) -> None:
         log.info("wrote %s", path)
 
 
+NEEDS_TORCH = ("train", "evaluate")
 STEPS = {"download": step_download, "split": step_split, "train": step_train,
          "evaluate": step_evaluate, "plot": step_plot}
 
@@ -80,8 +81,22 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="the run's folder (default: outputs/)")
     args = parser.parse_args()
     setup_logging()
-    run_main(lambda: STEPS[args.step](load_params(args.params), roots(data=args.data_root).data,
-                                      RunPaths(args.run_dir)))
+
+    def run() -> None:
+        params, data_root = load_params(args.params), roots(data=args.data_root).data
+        folders = [args.run_dir, data_root]
+        if args.step in NEEDS_TORCH:  # device and memory too: they need torch, which the others never import
+            from .preflight import preflight
+
+            preflight(params, folders)
+        else:
+            from .preflight import writable
+
+            for folder in folders:
+                writable(folder)
+        STEPS[args.step](params, data_root, RunPaths(args.run_dir))
+
+    run_main(run)
 
 
 if __name__ == "__main__":

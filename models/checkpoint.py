@@ -47,9 +47,13 @@ def decode(path: Path, expected_format: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+    except pickle.UnpicklingError:
+        # torch's own message goes on to suggest weights_only=False: never, for a file from anywhere.
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint (it is not a zip of tensors and plain "
+                              "data, and nothing else is ever unpickled)") from None
+    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line[:160]})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line})") from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not a {expected_format} file (found {found!r})")
@@ -78,6 +82,7 @@ def model_from_payload(path: Path, payload: dict[str, Any]) -> tuple[MLP, dict[s
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({str(exc)[:160]})") from None
+        first_line = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({first_line})") from None
     model.eval()
     return model, {k: v for k, v in payload.items() if k != "state_dict"}

@@ -8,6 +8,7 @@ import http.server
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,13 +74,17 @@ def write_params(path: Path, params: dict) -> Path:
     return path
 
 
-def stage(cwd: Path, name: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mnistflow.steps", name], cwd, env, **kw)
+def stage(cwd: Path, name: str, env: dict[str, str] | None = None, args: list[str] = (),
+          **kw) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "mnistflow.steps", name, *args], cwd, env, **kw)
 
 
 class MirrorServer:
-    """Real HTTP on 127.0.0.1 with three mirrors: /fail/ (HTTP 503), /corrupt/ (a
-    truncated gzip) and /good/ (the files as they are). Counts every request."""
+    """Real HTTP on 127.0.0.1, one mirror per first path part, each misbehaving its own way:
+    /fail/ (HTTP 503), /corrupt/ (a truncated gzip, honestly sized), /cut/ (the full
+    Content-Length, then half the body and a closed connection), /hang/ (accepts, never
+    answers), /trickle/ (one byte every 0.3 s) and /good/ (the files as they are).
+    Counts every request."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -91,6 +96,9 @@ class MirrorServer:
                 server.requests.append(self.path)
                 kind, _, name = self.path.strip("/").partition("/")
                 path = server.directory / name
+                if kind == "hang":
+                    time.sleep(60)
+                    return
                 if kind == "fail" or not path.exists():
                     self.send_error(503 if kind == "fail" else 404)
                     return
@@ -100,6 +108,20 @@ class MirrorServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if kind == "cut":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if kind == "trickle":
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.3)
+                    except OSError:  # the client gave up, as it should
+                        pass
+                    return
                 self.wfile.write(body)
 
             def log_message(self, *args) -> None:
