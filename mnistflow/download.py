@@ -84,11 +84,8 @@ def _stat(path: Path) -> dict[str, int]:
 
 
 def _hash_file(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def _stored_md5(key: str, path: Path, expected: str | None) -> str | None:

@@ -31,11 +31,8 @@ def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
