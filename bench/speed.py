@@ -102,10 +102,12 @@ def main() -> None:
         # is kept (as timeit does): noise on a shared machine only ever adds time.
         ours_runs, base_runs = [], []
         for _ in range(args.repeat):
-            ours_runs.append(child(["bench.ours", str(REPO / "params.yaml"), "ours: default recipe", str(work)], work, env))
+            ours_runs.append(child(["bench.ours", str(REPO / "params.yaml"), "ours: default recipe", str(work)],
+                                   work, env))
             base_runs.append(child(["bench.baseline", str(work / "data" / "mnist")], work, env))
         for runs in (base_runs, ours_runs):
-            print(f"{runs[0]['name']}: training seconds per run " + ", ".join(f"{r['train_seconds']:.2f}" for r in runs))
+            seconds = ", ".join(f"{r['train_seconds']:.2f}" for r in runs)
+            print(f"{runs[0]['name']}: training seconds per run {seconds}")
         base = min(base_runs, key=lambda r: r["train_seconds"])
         rows = [base, min(ours_runs, key=lambda r: r["train_seconds"])]
         presets = ["fast"] + ([] if args.skip_best else ["best"])

@@ -202,9 +202,11 @@ def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["deps"]
     for package in PIPELINE_PACKAGES:
         recorded = next(d for d in lock if d["path"] == f"{package}/")
-        listing = [{"md5": hashlib.md5((repo / p).read_bytes()).hexdigest(), "relpath": p.relative_to(package).as_posix()}
+        listing = [{"md5": hashlib.md5((repo / p).read_bytes()).hexdigest(),
+                    "relpath": p.relative_to(package).as_posix()}
                    for p in code_files(repo) if p.parts[0] == package]
-        rebuilt = hashlib.md5(json.dumps(sorted(listing, key=lambda e: e["relpath"].split("/")), sort_keys=True).encode()).hexdigest()
+        listing.sort(key=lambda entry: entry["relpath"].split("/"))
+        rebuilt = hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()
         assert (rebuilt + ".dir", len(listing)) == (recorded["md5"], recorded["nfiles"]), package
 
 

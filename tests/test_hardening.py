@@ -41,7 +41,8 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
 def test_a_mirror_that_closes_mid_body_falls_through_to_the_next(workdir, dataset):
     directory, checksums = dataset
     with MirrorServer(directory) as server:
-        params = validate(tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/cut/", f"{server.url}/good/"]}))
+        mirrors = [f"{server.url}/cut/", f"{server.url}/good/"]
+        params = validate(tiny_params(directory, checksums, data={"mirrors": mirrors}))
         files = download(params.data, workdir / "data", backoff=0)
         assert files.md5 == checksums
         name = FILE_NAMES["train-images"]
@@ -191,9 +192,11 @@ def test_a_run_that_cannot_work_is_refused_before_anything_is_written(workdir, d
 def small_disk(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.fail(f"a 64 KiB tmpfs is how this test fills a disk for real, and it could not be mounted: {done.stderr}")
+        pytest.fail("a 64 KiB tmpfs is how this test fills a disk for real, and it could not be mounted: "
+                    + done.stderr.strip())
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
 
