@@ -242,3 +242,14 @@ def test_a_flow_refuses_in_one_line_when_dvc_holds_the_workspace_too_long(repo, 
     assert "Traceback" not in flow.stderr
     assert {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()} == before
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+
+
+def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
+    """What a workspace run holds (mnistflow.workspace) is DVC's own path lock: `dvc repro` obeys it."""
+    from mnistflow.workspace import dvc_lock
+
+    edit_params(repo, lambda p: p["train"].update(seed=3))
+    with dvc_lock(repo, [repo / "outputs", repo / "data/custom"]):
+        blocked = dvc(repo, "repro", check=False)
+    assert blocked.returncode != 0 and "is busy, it is being blocked by" in blocked.stderr + blocked.stdout
+    assert ran(dvc(repo, "repro")) == ["train", "evaluate", "plot"]  # released: it runs
