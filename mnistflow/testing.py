@@ -76,14 +76,12 @@ class PrefectServer:
         raise RuntimeError("prefect server did not become healthy")
 
     def post(self, path: str, body: dict | None = None):
-        import json
         req = urllib.request.Request(f"{self.api_url}{path}", data=json.dumps(body or {}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read() or b"null")
 
     def get(self, path: str):
-        import json
         with urllib.request.urlopen(f"{self.api_url}{path}", timeout=30) as r:
             return json.loads(r.read())
 
