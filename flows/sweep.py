@@ -18,22 +18,37 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
+from flows.pipeline import run_pipeline
 from mnistflow import registry
+from mnistflow.download import DatasetFiles
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import RegistryPaths, RunPaths, roots
-from mnistflow.sweep import SweepSpec, Trial, apply_params, best, expand, load_spec, one_line, swept_keys
+from mnistflow.sweep import (
+    SweepSpec,
+    Trial,
+    apply_params,
+    best,
+    expand,
+    load_spec,
+    one_line,
+    read_record,
+    swept_keys,
+    write_record,
+)
+from tasks import TASK_DEFAULTS, retry_unless_user_error
 from tasks.download import download_task
 from tasks.judge import judge_task
 from tasks.leaderboard import leaderboard_task
 from tasks.promote import promote_task
 from tasks.record import record_task
-from tasks.trial import read_record, trial_task, write_record
 
 # Dask's own INFO lines (every worker's start and stop) would drown the sweep's;
 # set before distributed is first imported, and inherited by its worker processes.
@@ -72,6 +87,42 @@ def local_cluster(workers: int, threads: int, gpus: int) -> dict[str, Any]:
         "preload": preload}}
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _worker() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# One trial: the training flow's own task graph (run_pipeline, not a copy), run
+# inside one Dask worker. It takes and returns plain data and paths: its
+# tensors, model and device never go through Dask's serializer. A completed
+# trial is not trained again; a retry (a transient fault) or a rerun of an
+# interrupted one resumes from its checkpoint, as every training stage does.
+@task(name="trial", task_run_name="trial-{trial.id}", retries=1, retry_delay_seconds=2,
+      retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
+def trial_task(trial: Trial, run_dir: Path, files: DatasetFiles) -> dict[str, Any]:
+    done = read_record(run_dir)
+    if done and done.get("status") == "completed" and RunPaths(run_dir).metrics.exists():
+        return done
+    record = {"trial": trial.id, "overrides": trial.overrides, "status": "running",
+              "started_at": _now(), "worker": _worker(), "pid": os.getpid()}
+    write_record(run_dir, record)
+    result = run_pipeline(trial.params, RunPaths(run_dir), Path(files.directory).parent, files,
+                          progress_artifact=False)
+    record.update(status="completed", reason="", finished_at=_now(),
+                  val_accuracy=result.metrics["val"]["accuracy"], val_loss=result.metrics["val"]["loss"],
+                  test_accuracy=result.metrics["test"]["accuracy"], train_seconds=round(result.train_seconds, 3))
+    write_record(run_dir, record)
+    return record
+
+
 def _wants_gpu(trials: list[Trial]) -> bool:
     return any(t.params.device.startswith("cuda") for t in trials)
 
@@ -89,7 +140,8 @@ def run_trials(trials: list[Trial], sweep_dir: Path, files: dict[str, Any], gpu:
             futures[trial.id] = trial_task.submit(trial, run_dir, files[trial.params.data.dataset])
     rows = []
     for trial in trials:
-        state = futures[trial.id].wait() or futures[trial.id].state
+        futures[trial.id].wait()
+        state = futures[trial.id].state
         run_dir = sweep_dir / trial.id
         if state.is_completed():
             rows.append(state.result())

@@ -21,7 +21,6 @@ from . import atomic
 from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
 from .errors import MirrorsFailedError, MnistflowError
 from .fetch import Limits, Stalled, Transient, Unusable, WrongBytes, fetch
-from .idx import parse_idx
 from .params import DataParams
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,17 @@ def _hash_file(path: Path) -> str:
         return hashlib.file_digest(fh, "md5").hexdigest()
 
 
-def _stored_md5(key: str, path: Path, expected: str | None) -> str | None:
-    """md5 of a stored file if it is a well-formed IDX file matching ``expected``."""
-    raw = path.read_bytes()
-    try:
-        parse_idx(path, raw, NDIM[key])
-    except MnistflowError:
-        return None
-    md5 = hashlib.md5(raw).hexdigest()
-    return md5 if md5 == expected else None
+def _verified(path: Path, expected: str | None, entry: dict) -> bool:
+    """Is ``path`` the file whose uncompressed md5 is ``expected``?
+
+    Trusted without a read when its size and modification time are the ones the
+    manifest recorded when it was verified; hashed again when either differs.
+    """
+    if expected is None or not path.exists():
+        return False
+    if entry.get("md5") == expected and {k: entry.get(k) for k in ("size", "mtime_ns")} == _stat(path):
+        return True
+    return _hash_file(path) == expected
 
 
 def _fetch_verified(data: DataParams, key: str, mirror: str, checksum: Checksum, target: Path,
@@ -135,15 +136,16 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
     directory = dataset_dir(data, data_root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
+    recorded = _manifest(directory)
     md5: dict[str, str] = {}
     for key in FILES:
         target = directory / stored_name(key)
-        expected = checksums[key].md5 if checksums[key].uncompressed else _manifest(directory).get(key, {}).get("md5")
+        entry = recorded.get(key, {})
+        expected = checksums[key].md5 if checksums[key].uncompressed else entry.get("md5")
+        if _verified(target, expected, entry):
+            md5[key] = expected
+            continue
         if target.exists():
-            stored = _stored_md5(key, target, expected)
-            if stored is not None:
-                md5[key] = stored
-                continue
             log.warning("%s does not verify; fetching it again", target)
         failures, wrong, transient = [], [], False
         for mirror in mirrors:
@@ -160,15 +162,13 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
             log.info("fetched %s from %s", FILE_NAMES[key], mirror)
             break
         else:
-            error = MirrorsFailedError(
-                f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
-                + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}")
             # Only a network that may come back is worth a later try; wrong bytes and
             # silent servers would fail the same way again.
-            error.retryable = transient
-            raise error
+            raise MirrorsFailedError(
+                f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
+                + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}", retryable=transient)
     manifest = {key: {"md5": md5[key], **_stat(directory / stored_name(key))} for key in FILES}
-    if _manifest(directory) != manifest:
+    if recorded != manifest:
         atomic.write_json(directory / MANIFEST, manifest)
     return _dataset_files(data, directory, md5)
 
@@ -210,10 +210,8 @@ def locate(data: DataParams, data_root: Path) -> DatasetFiles:
         known = checksums[key].md5 if checksums[key].uncompressed else entry.get("md5")
         if entry.get("md5") != known or not path.exists():
             raise MnistflowError(f"{directory}: {key} is missing or not the expected file (run the download step)")
-        if {k: entry.get(k) for k in ("size", "mtime_ns")} != _stat(path):
-            actual = _hash_file(path)
-            if actual != known:
-                raise MnistflowError(f"{path}: changed since it was downloaded (md5 {actual}, expected {known}); "
-                                     "run the download step again")
+        if not _verified(path, known, entry):
+            raise MnistflowError(f"{path}: changed since it was downloaded (its md5 is no longer {known}); "
+                                 "run the download step again")
         md5[key] = known
     return _dataset_files(data, directory, md5)

@@ -14,9 +14,12 @@ class MnistflowError(Exception):
 
 
 class MirrorsFailedError(MnistflowError):
-    """No mirror served a verified file; the network may come back."""
+    """No mirror served a verified file. Retryable when a mirror failed in a way
+    that may pass (refused, reset, HTTP 5xx); not when they served wrong bytes."""
 
-    retryable = True
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class NonFiniteLossError(MnistflowError):

@@ -197,14 +197,34 @@ def sorted_rows(rows: list[dict[str, Any]], select: str) -> list[dict[str, Any]]
     return sorted(rows, key=key)
 
 
-def write_leaderboard(path: Path, rows: list[dict[str, Any]], swept: list[str], select: str) -> Path:
+def leaderboard(rows: list[dict[str, Any]], swept: list[str], select: str) -> list[dict[str, Any]]:
+    """One flat row per trial, best first: its id, each swept value (as JSON), its results."""
+    return [{"trial": row["trial"], **{k: json.dumps(row["overrides"].get(k)) for k in swept},
+             **{c: row.get(c, "") for c in RESULT_COLUMNS}} for row in sorted_rows(rows, select)]
+
+
+def write_leaderboard(path: Path, table: list[dict[str, Any]]) -> Path:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["trial", *swept, *RESULT_COLUMNS], extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, list(table[0]), lineterminator="\n")
     writer.writeheader()
-    for row in sorted_rows(rows, select):
-        writer.writerow({**row, **{k: json.dumps(row["overrides"].get(k)) for k in swept}})
+    writer.writerows(table)
     atomic.write_text(path, buffer.getvalue())
     return path
+
+
+RECORD = "trial.json"
+
+
+def read_record(run_dir: Path) -> dict[str, Any] | None:
+    """A trial's record (its overrides, status, times, worker and results), if it has one."""
+    try:
+        return json.loads((Path(run_dir) / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    atomic.write_json(Path(run_dir) / RECORD, record)
 
 
 def swept_keys(trials: list[Trial]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from mnistflow.sweep import RESULT_COLUMNS, plot_sweep, sorted_rows, write_leaderboard
+from mnistflow.sweep import leaderboard, plot_sweep, sorted_rows, write_leaderboard
 
 from . import TASK_DEFAULTS
 
@@ -16,11 +16,10 @@ from . import TASK_DEFAULTS
 @task(name="leaderboard", **TASK_DEFAULTS)
 def leaderboard_task(sweep_dir: Path, name: str, rows: list[dict[str, Any]], swept: list[str],
                      select: str) -> dict[str, str]:
-    csv_path = write_leaderboard(sweep_dir / "leaderboard.csv", rows, swept, select)
+    table = leaderboard(rows, swept, select)
+    csv_path = write_leaderboard(sweep_dir / "leaderboard.csv", table)
     png_path = plot_sweep(sweep_dir / "sweep.png", rows, swept)
     ranked = sorted_rows(rows, select)
-    table = [{"trial": r["trial"], **{k: str(r["overrides"].get(k)) for k in swept},
-              **{c: r.get(c, "") for c in RESULT_COLUMNS}} for r in ranked]
     create_table_artifact(table, key="sweep-leaderboard", description=f"Sweep {name}, best first by {select}")
     done = [r for r in ranked if r["status"] == "completed"]
     lines = [f"# Sweep `{name}`", "", f"{len(done)} of {len(rows)} trials completed; ranked by `{select}`.", ""]
