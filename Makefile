@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test repro bench setup clean
+.PHONY: run test unit repro bench setup clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -16,7 +16,10 @@ run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml
 	$(PY) -m flows.training
 
 test: setup  ## the whole test suite (CI runs exactly this)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
+
+unit: setup  ## the in-process tests only, under a minute: the inner loop
+	$(PY) -m pytest -q -m "not integration"
 
 repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+from flows.server import api_settings
 from mnistflow.cli import run_main
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
@@ -49,9 +50,18 @@ def quiet_user_errors() -> None:
             handler.addFilter(hide)
 
 
+def flow_run_link(state: Any) -> str:
+    """Where the UI shows this flow run."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api")
+    return f"{ui}/runs/flow-run/{state.state_details.flow_run_id}" if ui else "(no UI)"
+
+
 def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
-                          summary: Callable[[Any], str], with_registry: bool = False) -> None:
-    """Parse the common flags, run ``flow_fn`` with them, print ``summary(result)``."""
+                          summary: Callable[[Any, str], str], with_registry: bool = False) -> None:
+    """Parse the common flags, run ``flow_fn`` with them on the Prefect API
+    (flows.server), print ``summary(result, link to the run in the UI)``."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -80,9 +90,10 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         # A run started by hand has no worker to lose, and the heartbeat thread's
         # 1-second sleep delays the end of every flow run by up to a second.
         heartbeat = {} if args.heartbeat else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-        with temporary_settings(heartbeat):
+        with temporary_settings({**api_settings(), **heartbeat}):
             state = flow_fn(params=params, params_file=str(args.params), return_state=True, **folders)
+            link = flow_run_link(state)
         result = state.result()  # raises the flow's exception: MnistflowError -> one line
-        print(summary(result))
+        print(summary(result, link))
 
     run_main(run)

@@ -43,6 +43,20 @@ class PipelineResult:
     train_seconds: float
 
 
+def ensure_outputs_limit() -> None:
+    """Create the ``mnistflow-outputs`` limit (1 slot) where it does not exist yet:
+    Prefect does not enforce a limit nobody created, and warns about it on every run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=OUTPUTS_LIMIT, limit=1))
+        except ObjectAlreadyExists:  # made by an earlier run, or by hand with another size
+            pass
+
+
 def resolve_params(params: Params | None, params_file: str | Path) -> Params:
     return params if params is not None else load_params(params_file)
 
@@ -58,9 +72,9 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
     if root is None:
         yield None
         return
-    # A limit nobody created is not enforced (strict=False): a local run needs no set-up.
+    ensure_outputs_limit()
     # A short lease: if the worker dies holding the slot, the next run waits a minute, not five.
-    with concurrency(OUTPUTS_LIMIT, occupy=1, strict=False, lease_duration=60), \
+    with concurrency(OUTPUTS_LIMIT, occupy=1, strict=True, lease_duration=60), \
             dvc_lock(root, [paths.dir, dataset_dir]):
         yield root
 

@@ -102,7 +102,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
 
 def main() -> None:
     run_from_command_line(retraining, "python -m flows.retrain", __doc__,
-                          lambda r: ("promoted: " if r["promoted"] else "not promoted: ") + r["reason"],
+                          lambda r, link: ("promoted: " if r["promoted"] else "not promoted: ") + r["reason"]
+                          + f"\n  run in the UI: {link}",
                           with_registry=True)
 
 

@@ -54,10 +54,6 @@ from tasks.record import record_task
 # set before distributed is first imported, and inherited by its worker processes.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
-SERVER_HINT = ("the sweep's Dask workers report to a Prefect server, and none is set: start one with "
-               "`prefect server start --background` and `export PREFECT_API_URL=http://127.0.0.1:4200/api`")
-
-
 def local_cluster(workers: int, threads: int, gpus: int) -> dict[str, Any]:
     """DaskTaskRunner settings for a cluster on this machine.
 
@@ -280,21 +276,24 @@ def main() -> None:
     args = parser.parse_args()
 
     def run() -> None:
-        from prefect.settings import PREFECT_API_URL
+        from prefect.settings import temporary_settings
 
-        from flows.cli import quiet_user_errors, show_own_logs
+        from flows.cli import flow_run_link, quiet_user_errors, show_own_logs
+        from flows.server import api_settings
 
         spec = load_spec(args.sweep_file)
         # Every trial's params (and, on a local cluster, its device and memory) before anything starts.
         plan(spec, [args.runs_root, roots(data=args.data_root).data], check_devices=not args.dask_address)
-        if not PREFECT_API_URL.value():
-            raise MnistflowError(SERVER_HINT)
         quiet_user_errors()
         show_own_logs()
-        state = sweep(spec=spec, sweep_file=str(args.sweep_file), runs_root=args.runs_root,
-                      data_root=args.data_root, dask_address=args.dask_address, workers=args.workers,
-                      apply_best=args.apply_best, params_out=args.params_out, promote=args.promote,
-                      registry_dir=args.registry, return_state=True)
+        # Process-based workers need a server that outlives them: each one starting
+        # Prefect's temporary server would fight over one SQLite file ("database is locked").
+        with temporary_settings(api_settings()):
+            state = sweep(spec=spec, sweep_file=str(args.sweep_file), runs_root=args.runs_root,
+                          data_root=args.data_root, dask_address=args.dask_address, workers=args.workers,
+                          apply_best=args.apply_best, params_out=args.params_out, promote=args.promote,
+                          registry_dir=args.registry, return_state=True)
+            link = flow_run_link(state)
         r = state.result()
         print(f"sweep {r['name']}: {r['trials'] - r['failed']} of {r['trials']} trials completed; "
               f"best {r['best']} {r['best_overrides']} with {r['select']} {r['best_value']:.4f} "
@@ -303,6 +302,7 @@ def main() -> None:
             print(f"best params written to {r['applied_to']}: `dvc repro` reproduces the trial")
         if r.get("promotion"):
             print(("promoted: " if r["promotion"]["promoted"] else "not promoted: ") + r["promotion"]["reason"])
+        print(f"sweep run in the UI: {link}")
 
     run_main(run)
 

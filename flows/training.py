@@ -25,6 +25,7 @@ from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.preflight import preflight
 from tasks.report import report_task
+from tasks.version import version_task
 
 
 @flow(name="mnist-training", log_prints=True)
@@ -42,9 +43,13 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     paths = RunPaths(Path(run_dir))
     data = roots(data=data_root).data
     preflight(params, [paths.dir, data])  # device, memory, folders: before anything is written
-    with run_folder_guard(paths, dataset_dir(params.data, data)):
+    with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
         result = run_pipeline(params, paths, data)
         report_task(result.metrics, paths.history, result.plots)
+        # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
+        # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
+        # pushed or committed to git: that is retraining's job (flows/retrain.py).
+        recorded = version_task(dvc_root, paths, params, "", push=False, git_commit=False)
     return {
         "val_accuracy": result.metrics["val"]["accuracy"],
         "test_accuracy": result.metrics["test"]["accuracy"],
@@ -52,14 +57,29 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         "plots": [str(p) for p in result.plots],
         "metrics": str(paths.metrics),
         "model": str(paths.model),
+        "run_dir": str(paths.dir),
+        "train_seconds": result.train_seconds,
+        "dvc": recorded,
     }
 
 
+def summary(result: dict[str, Any], link: str) -> str:
+    """The block a user reads when the run ends: how it did, and where everything is."""
+    dvc = result["dvc"]
+    recorded = ("recorded in dvc.lock and the DVC cache: `dvc status`, `dvc metrics show`, `dvc plots show`"
+                if dvc.get("versioned") else dvc.get("why", "not recorded"))
+    return "\n".join([
+        f"validation accuracy {100 * result['val_accuracy']:.2f}%, test accuracy "
+        f"{100 * result['test_accuracy']:.2f}% ({result['train_seconds']:.1f}s of training on {result['device']})",
+        f"  run folder   {result['run_dir']}  (model {result['model']}, metrics {result['metrics']})",
+        f"  plots        {', '.join(result['plots'])}",
+        f"  run in UI    {link}",
+        f"  DVC          {recorded}",
+    ])
+
+
 def main() -> None:
-    run_from_command_line(
-        training, "python -m flows.training", __doc__,
-        lambda r: f"validation accuracy {100 * r['val_accuracy']:.2f}%, "
-                  f"test accuracy {100 * r['test_accuracy']:.2f}%; model in {r['model']}")
+    run_from_command_line(training, "python -m flows.training", __doc__, summary)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from models import MLP, CheckpointError
+from models import CheckpointError, Network
 from models.checkpoint import (
     CHECKPOINT_FORMAT,
     MODEL_FORMAT,
@@ -36,11 +36,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise MnistflowError(str(exc)) from None
 
 
-def save_model(path: Path, model: MLP, **record: Any) -> None:
+def save_model(path: Path, model: Network, **record: Any) -> None:
     atomic.write_bytes(path, encode(model_payload(model, **record)))
 
 
-def load_model(path: Path) -> tuple[MLP, dict[str, Any]]:
+def load_model(path: Path) -> tuple[Network, dict[str, Any]]:
     """The trained network in eval mode, and its record (architecture, input scaling, digests)."""
     try:
         return model_from_payload(path, decode(path, MODEL_FORMAT))

@@ -69,13 +69,44 @@ class DataParams(_Section):
         return self
 
 
+def cnn_shape_problem(shape: tuple[int, int], channels: list[int], kernels: list[int]) -> str | None:
+    """Why these convolution blocks do not fit an image of ``shape``, or None.
+
+    Each block is an unpadded convolution (the side shrinks by kernel - 1) and a
+    2x2 max-pool (the side halves), as ``models.cnn`` builds it.
+    """
+    if len(kernels) != len(channels):
+        return (f"model.kernels: {len(kernels)} kernel sizes for {len(channels)} convolutions "
+                f"(model.channels {channels}); give one per convolution")
+    height, width = shape
+    for block, kernel in enumerate(kernels, 1):
+        if kernel > min(height, width):
+            return (f"model.kernels: kernel {kernel} of convolution {block} is larger than the "
+                    f"{height}x{width} image it gets (the input is {shape[0]}x{shape[1]})")
+        height, width = (height - kernel + 1) // 2, (width - kernel + 1) // 2
+        if min(height, width) < 1:
+            return (f"model.channels: convolution {block} of {len(kernels)} leaves nothing after its 2x2 "
+                    f"pooling of a {shape[0]}x{shape[1]} input; use fewer convolutions or smaller kernels")
+    return None
+
+
 class ModelParams(_Section):
+    # mlp: the recipe's fully connected network. cnn: convolution blocks
+    # (conv -> batch norm if on -> activation -> 2x2 max-pool), then the same
+    # fully connected layers as the mlp.
+    kind: Literal["mlp", "cnn"] = "mlp"
+    # Widths of the fully connected hidden layers (for a cnn, after the convolutions).
     hidden: list[Annotated[int, Field(ge=1)]] = [32]
     activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu"] = "relu"
+    # Dropout after each fully connected hidden layer.
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # Renormalise each hidden unit's incoming weights to at most this L2 norm after
     # every step (Srivastava et al. 2014); None disables it.
     max_norm: float | None = Field(None, gt=0.0)
+    # cnn only: output channels and (square, unpadded) kernel size of each convolution.
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [24, 32], min_length=1)
+    kernels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [5, 3], min_length=1)
+    batch_norm: bool = False
 
 
 class OptimizerParams(_Section):
@@ -83,6 +114,8 @@ class OptimizerParams(_Section):
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
+    # adam and adamw: the decay rates of the gradient's running mean and square.
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
 
 
 class StageParams(_Section):
@@ -110,6 +143,10 @@ class TrainParams(_Section):
     # `dvc repro` must produce byte-identical outputs. One thread is also the
     # fastest for a 784-32-10 MLP on a small CPU (see bench/).
     threads: int = Field(1, ge=1)
+    # CUDA only (ignored elsewhere): bf16 autocast for the forward pass.
+    precision: Literal["float32", "bf16"] = "float32"
+    # torch.compile the network: pays off only for long runs (docs/performance.md).
+    compile: bool = False
 
 
 class PlotParams(_Section):
@@ -132,6 +169,16 @@ class Params(_Section):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
+    @model_validator(mode="after")
+    def _cnn_fits(self) -> "Params":
+        # The named datasets are all 28x28; a custom one is checked against its
+        # IDX header when its tensors are built.
+        if self.model.kind == "cnn" and self.data.dataset != "custom":
+            problem = cnn_shape_problem((28, 28), list(self.model.channels), list(self.model.kernels))
+            if problem:
+                raise ValueError(problem)
+        return self
+
     def digest(self) -> str:
         """The params digest: what a checkpoint must match to be resumed from.
 
@@ -149,8 +196,10 @@ class Params(_Section):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    where = ".".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
+    if not where:  # a check across sections names its own fields
+        return message
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key"
     if error["type"] == "missing":

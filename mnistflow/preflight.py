@@ -20,12 +20,28 @@ GIB = 2**30
 HEADROOM = 0.8
 
 
+def layer_sizes(params: Params, side: int = 28) -> tuple[int, list[int]]:
+    """(weights, the values each layer outputs per image) of the params' network."""
+    model = params.model
+    weights, outputs, flat = 0, [side * side], side * side
+    if model.kind == "cnn":
+        channels = 1
+        for out, kernel in zip(model.channels, model.kernels):
+            weights += channels * out * kernel * kernel + out
+            side = side - kernel + 1
+            outputs.append(out * side * side)
+            side, channels = side // 2, out
+        flat = channels * side * side
+    widths = [flat, *model.hidden, 10]
+    weights += sum(a * b + b for a, b in zip(widths, widths[1:]))
+    return weights, outputs + widths[1:]
+
+
 def memory_estimate(params: Params) -> dict[str, int]:
     """Bytes a training run needs at its peak, by part (float32 throughout)."""
     spec = DATASETS.get(params.data.dataset)
     images = (spec.train_size + spec.test_size) if spec else 0
-    widths = [784, *params.model.hidden, 10]
-    weights = sum(a * b + b for a, b in zip(widths, widths[1:]))
+    weights, widths = layer_sizes(params)
     opt = params.train.optimizer
     states = {"sgd": 1 if opt.momentum > 0 else 0, "adam": 2, "adamw": 2}[opt.name]
     batch = params.train.batch_size

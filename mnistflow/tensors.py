@@ -22,7 +22,7 @@ from .split import read_split
 
 @dataclass
 class LabelledTensors:
-    x: torch.Tensor  # (n, 784) float32, scaled (and maybe normalised)
+    x: torch.Tensor  # (n, height * width) float32, scaled (and maybe normalised)
     y: torch.Tensor  # (n,) int64
 
     def __len__(self) -> int:
@@ -38,6 +38,7 @@ class DeviceData:
     test: LabelledTensors
     mean: float
     std: float
+    shape: tuple[int, int]  # (height, width) of one image, from the IDX header
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -102,20 +103,23 @@ def load_device_data(files: DatasetFiles, split_path: Path, device: torch.device
         test=to_device_tensors(test_images, test_labels, device, mean, std),
         mean=mean,
         std=std,
+        shape=(int(train_images.shape[1]), int(train_images.shape[2])),
     )
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each 28x28 image by up to ``max_shift`` pixels, zero-filled.
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator,
+                 shape: tuple[int, int] = (28, 28), fill: float = 0.0) -> torch.Tensor:
+    """Translate each image (flattened, of ``shape``) by up to ``max_shift`` pixels,
+    filled with ``fill``: the background's value, given rather than measured,
+    because reading a value back from the device would stall every step on a GPU.
 
     Done with one gather on the batch tensor, on whatever device it lives.
     """
     n = len(x)
-    side = int(round(x.shape[1] ** 0.5))
-    images = x.view(n, side, side)
-    padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=float(x.min()))
+    height, width = shape
+    images = x.view(n, height, width)
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=fill)
     shifts = torch.randint(0, 2 * max_shift + 1, (2, n, 1), generator=generator, device=x.device)
-    base = torch.arange(side, device=x.device)
-    rows = (base + shifts[0])[:, :, None]
-    cols = (base + shifts[1])[:, None, :]
+    rows = (torch.arange(height, device=x.device) + shifts[0])[:, :, None]
+    cols = (torch.arange(width, device=x.device) + shifts[1])[:, None, :]
     return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols].reshape(n, -1)

@@ -24,15 +24,15 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from models import MLP, build_model
+from models import Network, build_model
 
 from . import atomic
 from .checkpoints import load_checkpoint, save_checkpoint, save_model
 from .errors import MnistflowError, NonFiniteLossError
 from .evaluate import evaluate_tensors
-from .params import Params
+from .params import ModelParams, Params, cnn_shape_problem
 from .paths import RunPaths
-from .tensors import DeviceData, LabelledTensors, batches, epoch_seed, random_shift
+from .tensors import DeviceData, batches, epoch_seed, random_shift
 
 log = logging.getLogger("mnistflow.train")
 
@@ -85,7 +85,7 @@ def learning_rate(schedule: str, peak: float, step: int, total: int) -> float:
     return peak / 1e4 + (peak - peak / 1e4) * 0.5 * (1 + math.cos(math.pi * (progress - warm) / (1 - warm)))
 
 
-def build_optimizer(params: Params, model: MLP) -> torch.optim.Optimizer:
+def build_optimizer(params: Params, model: Network) -> torch.optim.Optimizer:
     opt = params.train.optimizer
     first_lr = params.train.stages[0].lr
     if opt.name == "sgd":
@@ -93,7 +93,7 @@ def build_optimizer(params: Params, model: MLP) -> torch.optim.Optimizer:
                                nesterov=opt.nesterov and opt.momentum > 0,
                                weight_decay=opt.weight_decay)
     cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=first_lr, weight_decay=opt.weight_decay)
+    return cls(model.parameters(), lr=first_lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
 
 
 def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any] | None:
@@ -126,21 +126,29 @@ def _log_progress(row: dict[str, Any]) -> None:
     log.info("%s", format_progress(row))
 
 
-def train_epoch(model: MLP, optimizer: torch.optim.Optimizer, train: LabelledTensors, params: Params,
-                seed: int, lr_at: Callable[[int], float]) -> tuple[float, float]:
-    """One pass over the training tensors; returns (mean loss, the last step's lr)."""
+def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceData, params: Params,
+                seed: int, lr_at: Callable[[int], float], forward: Callable | None = None) -> tuple[float, float]:
+    """One pass over the training tensors; returns (mean loss, the last step's lr).
+
+    ``forward`` is the model's call, or its compiled form (``train.compile``).
+    """
     model.train()
+    train, forward = data.train, forward or model
     torch.manual_seed(seed)  # dropout draws from the global generator
     augment_rng = torch.Generator(device=train.x.device).manual_seed(seed + 1)
     max_shift, max_norm = params.train.augment.max_shift, params.model.max_norm
+    background = (0.0 - data.mean) / data.std
+    # bf16 autocast on CUDA only: a CPU's bf16 matmuls are slower than float32 on most chips.
+    autocast = params.train.precision == "bf16" and train.x.device.type == "cuda"
     loss_sum = torch.zeros((), device=train.x.device)
     for step, (x, y) in enumerate(batches(train, params.train.batch_size, shuffle_seed=seed)):
         lr = lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         if max_shift:
-            x = random_shift(x, max_shift, augment_rng)
-        loss = F.cross_entropy(model(x), y)
+            x = random_shift(x, max_shift, augment_rng, data.shape, background)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = F.cross_entropy(forward(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -151,9 +159,19 @@ def train_epoch(model: MLP, optimizer: torch.optim.Optimizer, train: LabelledTen
     return loss_sum.item() / len(train), lr
 
 
-def _architecture(params: Params) -> dict[str, Any]:
-    return {"hidden": list(params.model.hidden), "activation": params.model.activation,
-            "dropout": params.model.dropout}
+def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
+    """The network the params describe, for images of ``shape``, as plain data
+    (recorded in the model file; ``models.network`` builds it)."""
+    if model.kind == "cnn":
+        problem = cnn_shape_problem(shape, list(model.channels), list(model.kernels))
+        if problem:
+            raise MnistflowError(problem)
+    common = {"kind": model.kind, "input_shape": list(shape), "hidden": list(model.hidden),
+              "activation": model.activation, "dropout": model.dropout}
+    if model.kind == "mlp":
+        return common
+    return {**common, "channels": list(model.channels), "kernels": list(model.kernels),
+            "batch_norm": model.batch_norm}
 
 
 def train_stage(params: Params, data: DeviceData, device: torch.device, data_digest: str,
@@ -165,8 +183,8 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
     """
     spans = stage_spans(params)
     span, stage = spans[stage_index], params.train.stages[stage_index]
-    model = build_model(params.model.hidden, params.model.activation, params.model.dropout,
-                        params.train.seed).to(device)
+    arch = architecture(params.model, data.shape)
+    model = build_model(arch, params.train.seed).to(device)
     optimizer = build_optimizer(params, model)
     history: list[dict[str, Any]] = []
     done = 0
@@ -185,13 +203,15 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
                  done - span.first_epoch + 1, stage.epochs)
 
     steps = math.ceil(len(data.train) / params.train.batch_size)
+    forward = torch.compile(model) if params.train.compile else model
     for epoch in range(max(done, span.first_epoch), span.end_epoch):
         started = time.perf_counter()
         stage_epoch = epoch - span.first_epoch
         first_step = stage_epoch * steps
         train_loss, lr = train_epoch(
-            model, optimizer, data.train, params, epoch_seed(params.train.seed, epoch),
-            lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps))
+            model, optimizer, data, params, epoch_seed(params.train.seed, epoch),
+            lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps),
+            forward)
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
                 f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
@@ -217,7 +237,7 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
             raise MnistflowError(f"{paths.last_checkpoint}: has no training history")
         _write_history(paths.history, history)
         save_model(
-            paths.model, model, architecture=_architecture(params),
+            paths.model, model, architecture=arch,
             input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
             dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
             epochs=spans[-1].end_epoch, device=str(device), device_reason=device_reason,

@@ -17,9 +17,9 @@ from .errors import MnistflowError
 from .workspace import dvc_lock, held_repo
 
 
-def version_with_dvc(root: Path, message: str, push: bool = True) -> dict[str, Any]:
+def version_with_dvc(root: Path, message: str, push: bool = True, git_commit: bool = True) -> dict[str, Any]:
     """Record the run's data, checkpoint and metrics in dvc.lock and the DVC cache,
-    push them to the default remote, and commit dvc.lock to git."""
+    push them to the default remote (``push``), and commit dvc.lock to git (``git_commit``)."""
     from dvc.exceptions import DvcException
 
     root = Path(root)
@@ -38,7 +38,7 @@ def version_with_dvc(root: Path, message: str, push: bool = True) -> dict[str, A
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
-    if git("rev-parse", "--git-dir").returncode == 0:
+    if git_commit and git("rev-parse", "--git-dir").returncode == 0:
         git("add", "dvc.lock")
         if git("diff", "--cached", "--quiet", "--", "dvc.lock").returncode == 1:
             commit = git("commit", "-q", "-m", message, "--", "dvc.lock")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .mlp import MLP
+from .networks import Network, network
 
 CHECKPOINT_FORMAT = "mnistflow.checkpoint/1"
 MODEL_FORMAT = "mnistflow.model/1"
@@ -64,21 +64,23 @@ def checkpoint_payload(**state: Any) -> dict[str, Any]:
     return {"format": CHECKPOINT_FORMAT, **state}
 
 
-def model_payload(model: MLP, *, architecture: dict[str, Any], input_scaling: dict[str, float],
+def model_payload(model: Network, *, architecture: dict[str, Any], input_scaling: dict[str, float],
                   **metadata: Any) -> dict[str, Any]:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"format": MODEL_FORMAT, "state_dict": state, "architecture": architecture,
             "input_scaling": input_scaling, **metadata}
 
 
-def model_from_payload(path: Path, payload: dict[str, Any]) -> tuple[MLP, dict[str, Any]]:
+def model_from_payload(path: Path, payload: dict[str, Any]) -> tuple[Network, dict[str, Any]]:
     """Rebuild the trained network; returns (model in eval mode, metadata).
 
-    Inputs are flattened 28x28 images scaled to [0, 1], then
-    ``(x - input_scaling["mean"]) / input_scaling["std"]``.
+    Inputs are images (N x H*W, or N x 1 x H x W, H x W the architecture's
+    ``input_shape``) scaled to [0, 1], then ``(x - input_scaling["mean"]) / input_scaling["std"]``.
     """
-    arch = payload["architecture"]
-    model = MLP(arch["hidden"], arch["activation"], arch.get("dropout", 0.0))
+    try:
+        model = network(payload["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: its recorded architecture cannot be built ({exc!r})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

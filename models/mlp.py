@@ -1,4 +1,8 @@
-"""The feed-forward network: 784 -> hidden... -> 10."""
+"""The feed-forward network: flattened image -> hidden... -> classes.
+
+Its fully connected layers are also the CNN's head, so the two kinds share
+``dense_layers`` and ``max_norm_``.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +18,33 @@ ACTIVATIONS = {
 }
 
 
+def dense_layers(width: int, hidden: list[int], activation: str, dropout: float, classes: int) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    return layers + [nn.Linear(width, classes)]
+
+
+@torch.no_grad()
+def max_norm_(module: nn.Module, max_norm: float) -> None:
+    """Renormalise each hidden unit's incoming weights (a row of its Linear weight)
+    to at most ``max_norm``; the output layer is left free (Srivastava et al. 2014)."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    for layer in linears[:-1]:
+        layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
+
+
 class MLP(nn.Module):
     def __init__(self, hidden: list[int], activation: str = "relu", dropout: float = 0.0,
                  in_features: int = 784, classes: int = 10) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = in_features
-        for size in hidden:
-            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-            if dropout:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        layers.append(nn.Linear(width, classes))
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*dense_layers(in_features, list(hidden), activation, dropout, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.flatten(1))
 
-    @torch.no_grad()
     def apply_max_norm(self, max_norm: float) -> None:
-        # Each hidden unit's incoming weight vector is a row of its Linear weight.
-        linears = [m for m in self.net if isinstance(m, nn.Linear)]
-        for layer in linears[:-1]:
-            layer.weight.copy_(torch.renorm(layer.weight, p=2, dim=0, maxnorm=max_norm))
-
-
-def build_model(hidden: list[int], activation: str = "relu", dropout: float = 0.0,
-                seed: int = 0) -> MLP:
-    """Initialise on the CPU from a seed, so every device starts from the same weights."""
-    generator_state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        return MLP(list(hidden), activation, dropout)
-    finally:
-        torch.set_rng_state(generator_state)
+        max_norm_(self, max_norm)

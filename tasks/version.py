@@ -14,8 +14,9 @@ from . import TASK_DEFAULTS
 
 
 @task(name="version-with-dvc", retries=2, retry_delay_seconds=5, **TASK_DEFAULTS)
-def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message: str, push: bool) -> dict[str, Any]:
-    """dvc commit (and push) the run, and git-commit dvc.lock, when dvc.lock would tell the truth."""
+def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message: str, push: bool,
+                 git_commit: bool = True) -> dict[str, Any]:
+    """dvc commit the run (and push it, and git-commit dvc.lock), when dvc.lock would tell the truth."""
     # DVC records its workspace and params.yaml: a run elsewhere, or with other
     # params, would make dvc.lock lie.
     if dvc_root is None:
@@ -27,4 +28,4 @@ def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message
         on_disk = None
     if on_disk != params:
         return {"versioned": False, "why": f"run params differ from {params_file}; dvc.lock not updated"}
-    return version_with_dvc(dvc_root, message, push=push)
+    return version_with_dvc(dvc_root, message, push=push, git_commit=git_commit)

@@ -10,6 +10,20 @@ from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset
 
 
+# Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
+INTEGRATION_MODULES = {"test_acceptance", "test_deployments", "test_dvc", "test_flow", "test_integration",
+                       "test_server"}
+PROCESS_FIXTURES = {"prefect_server", "real_mnist", "small_disk"}
+
+
+def pytest_collection_modifyitems(items):
+    """`make unit` (-m "not integration") keeps the in-process tests: the inner loop."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in INTEGRATION_MODULES or PROCESS_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture
 def dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A small generated MNIST-format dataset in a directory mirror, and its checksums."""

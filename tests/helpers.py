@@ -29,14 +29,15 @@ from mnistflow.testing import (  # noqa: F401  (the tests import them from here)
 )
 
 
-def make_arrays(n_train: int = 600, n_test: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
+def make_arrays(n_train: int = 600, n_test: int = 200, seed: int = 0,
+                shape: tuple[int, int] = (28, 28)) -> dict[str, np.ndarray]:
     """A learnable 10-class problem: a fixed random stroke pattern per class plus noise."""
     rng = np.random.default_rng(seed)
-    templates = (rng.random((10, 28, 28)) > 0.8) * 200.0
+    templates = (rng.random((10, *shape)) > 0.8) * 200.0
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
         labels = rng.integers(0, 10, n)
-        images = templates[labels] + rng.normal(0, 40, (n, 28, 28))
+        images = templates[labels] + rng.normal(0, 40, (n, *shape))
         return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
 
     train_x, train_y = draw(n_train)

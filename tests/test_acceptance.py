@@ -25,3 +25,14 @@ def test_default_recipe_reaches_96_percent_on_real_mnist(tmp_path, real_mnist):
     assert metrics["epochs"] == 10
     assert metrics["val"]["accuracy"] >= 0.96, metrics["val"]
     assert metrics["test"]["accuracy"] >= 0.96, metrics["test"]
+
+
+@pytest.mark.slow
+def test_cnn_fast_preset_reaches_99_percent_on_real_mnist(tmp_path, real_mnist):
+    shutil.copy(REPO / "presets/cnn-fast.yaml", tmp_path / "params.yaml")
+    env = clean_env(MNISTFLOW_MIRROR=str(real_mnist))
+    for name in ("download", "split", "train", "evaluate"):
+        stage(tmp_path, name, env, check=True)
+    metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
+    assert metrics["architecture"]["kind"] == "cnn"
+    assert metrics["test"]["accuracy"] >= 0.99, metrics["test"]

@@ -3,6 +3,8 @@
 import json
 import sys
 
+import pytest
+
 from tests.helpers import run, tiny_params, write_params
 
 
@@ -35,14 +37,17 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
     assert len(progress) == 4 and progress[0].startswith("stage 1/2 epoch 1/2")
 
 
-def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_server):
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_server, kind):
     from tests.helpers import stage
+    from tests.test_cnn import CNN_MODEL, CNN_TRAIN
 
     directory, checksums = dataset
+    network = {"model": CNN_MODEL, "train": CNN_TRAIN} if kind == "cnn" else {}
     by_flow, by_stages = tmp_path / "flow", tmp_path / "stages"
     for work in (by_flow, by_stages):
         work.mkdir()
-        write_params(work / "params.yaml", tiny_params(directory, checksums))
+        write_params(work / "params.yaml", tiny_params(directory, checksums, **network))
     run([sys.executable, "-m", "flows.training"], by_flow, prefect_server.env, check=True)
     for name in ("download", "split", "train", "evaluate", "plot"):
         stage(by_stages, name, check=True)

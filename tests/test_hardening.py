@@ -114,6 +114,7 @@ def _bomb(directory: Path, checksums: dict[str, str]) -> None:
     (directory / FILE_NAMES["train-images"]).write_bytes(b"".join(parts) + deflate.flush())
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("over", ["directory", "http"])
 def test_a_gzip_bomb_stops_at_the_bound_in_little_memory(workdir, dataset, tmp_path, over):
     directory, checksums = dataset
@@ -172,6 +173,7 @@ def test_a_recompressed_kmnist_names_the_checksums_to_set(workdir, tmp_path):
 
 # 6, 7: what does not fit, or is not there, is refused before anything is written.
 
+@pytest.mark.integration
 @pytest.mark.parametrize("section, named", [
     ({"model": {"hidden": [100_000_000]}}, "model.hidden: "),
     ({"device": "cuda:7"}, "device: cuda:7 requested"),
@@ -212,6 +214,7 @@ def test_a_full_disk_is_one_line_naming_the_file(workdir, dataset, small_disk):
 
 # 9: long messages are whole.
 
+@pytest.mark.integration
 def test_a_long_error_message_keeps_its_end(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     stage(workdir, "download", check=True)
@@ -226,6 +229,7 @@ def test_a_long_error_message_keeps_its_end(workdir, dataset):
 
 # 10: a data file changed after download is noticed.
 
+@pytest.mark.integration
 def test_a_data_file_changed_after_download_is_refused(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     for name in ("download", "split", "train"):

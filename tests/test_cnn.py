@@ -1,0 +1,157 @@
+"""The convolutional network: params, training, resume, old model files, other image sizes, the judge."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models import CNN, MLP
+from mnistflow.checkpoints import load_model
+from mnistflow.download import download
+from mnistflow.errors import MnistflowError
+from mnistflow.evaluate import evaluate, evaluate_tensors
+from mnistflow.params import validate
+from mnistflow.paths import RegistryPaths, RunPaths
+from mnistflow.registry import judge
+from mnistflow.session import open_session, train_all
+from mnistflow.split import make_split
+from tests.helpers import clean_env, stage, tiny_params, write_dataset, write_params
+
+# Small, but every part of the CNN is on: two blocks, batch norm, dropout, shifts.
+CNN_MODEL = {"kind": "cnn", "channels": [4, 8], "kernels": [5, 3], "hidden": [16], "batch_norm": True,
+             "dropout": 0.1}
+CNN_TRAIN = {"optimizer": {"name": "adam", "betas": [0.7, 0.9]},
+             "stages": [{"epochs": 2, "lr": 0.01, "schedule": "onecycle"}, {"epochs": 2, "lr": 0.002}],
+             "augment": {"max_shift": 1}}
+
+
+def cnn_params(directory, checksums, **sections):
+    return validate(tiny_params(directory, checksums, model=CNN_MODEL, train=CNN_TRAIN, **sections))
+
+
+def train_run(params, data_root, paths):
+    files = download(params.data, data_root)
+    make_split(files, params.data, paths.split)
+    session = open_session(params, files, paths)
+    train_all(params, session, files, paths, progress=lambda row: None)
+    return files, session
+
+
+@pytest.mark.parametrize("model, named", [
+    ({"channels": [0, 8]}, "model.channels.0"),
+    ({"channels": []}, "model.channels"),
+    ({"kernels": [29]}, "model.kernels"),
+    ({"kernels": [5, 13]}, "model.kernels: kernel 13 of convolution 2 is larger than the 12x12 image"),
+    ({"channels": [4, 4, 4, 4], "kernels": [3, 3, 3, 3]}, "model.kernels: kernel 3 of convolution 4"),
+    ({"channels": [4, 4, 4], "kernels": [3, 3]}, "model.kernels: 2 kernel sizes for 3 convolutions"),
+    ({"batch_norm": "sometimes"}, "model.batch_norm"),
+])
+def test_bad_cnn_shapes_are_named_in_one_line(model, named):
+    with pytest.raises(MnistflowError) as caught:
+        validate({"model": {"kind": "cnn", **model}})
+    assert named in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_cnn_trains_evaluates_and_loads_without_unpickling(workdir, dataset, paths):
+    params = cnn_params(*dataset)
+    files, session = train_run(params, workdir / "data", paths)
+    metrics = evaluate(params, session.data, files, torch.device("cpu"), paths)
+    assert metrics["test"]["accuracy"] > 0.8, metrics["test"]  # the generated classes are learnable
+
+    model, info = load_model(paths.model)  # torch.load(weights_only=True) inside
+    assert isinstance(model, CNN) and not model.training
+    assert info["architecture"] == {"kind": "cnn", "input_shape": [28, 28], "channels": [4, 8], "kernels": [5, 3],
+                                    "hidden": [16], "activation": "relu", "dropout": 0.1, "batch_norm": True}
+    flat = session.data.test.x[:5]
+    assert torch.equal(model(flat), model(flat.view(5, 1, 28, 28)))  # N x 784 and N x 1 x 28 x 28 alike
+    assert evaluate_tensors(model, session.data.test)[1] == metrics["test"]["accuracy"]
+
+
+def test_an_mlp_model_file_from_before_the_cnn_still_loads(tmp_path):
+    old = MLP([16])
+    payload = {"format": "mnistflow.model/1", "state_dict": old.state_dict(),
+               "architecture": {"hidden": [16], "activation": "relu", "dropout": 0.0},  # no kind, no input_shape
+               "input_scaling": {"scale": 1 / 255, "mean": 0.0, "std": 1.0}}
+    torch.save(payload, tmp_path / "model.pt")
+    model, info = load_model(tmp_path / "model.pt")
+    assert isinstance(model, MLP)
+    x = torch.rand(3, 784)
+    assert torch.equal(model(x), old.eval()(x))
+
+
+def test_a_custom_dataset_of_another_image_size_trains_either_kind(tmp_path):
+    mirror = tmp_path / "mirror"
+    checksums = write_dataset(mirror, shape=(20, 24))
+    for kind, model in (("mlp", {}), ("cnn", {**CNN_MODEL, "kernels": [3, 3]})):
+        params = validate(tiny_params(mirror, checksums, model=model, train=CNN_TRAIN))
+        paths = RunPaths(tmp_path / kind)
+        files, session = train_run(params, tmp_path / "data", paths)
+        assert session.data.shape == (20, 24)
+        loaded, info = load_model(paths.model)
+        assert info["architecture"]["input_shape"] == [20, 24]
+        assert evaluate_tensors(loaded, session.data.test)[1] > 0.5
+
+
+@pytest.mark.integration
+def test_kernels_too_large_for_a_custom_image_are_one_line_and_write_no_model(tmp_path):
+    mirror = tmp_path / "mirror"
+    checksums = write_dataset(mirror, shape=(10, 10))
+    work = tmp_path / "work"
+    work.mkdir()
+    write_params(work / "params.yaml", tiny_params(mirror, checksums, model={**CNN_MODEL, "kernels": [5, 5]}))
+    for name in ("download", "split"):
+        stage(work, name, check=True)
+    failed = stage(work, "train")
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "model.kernels: kernel 5 of convolution 2 is larger than the 3x3 image it gets (the input is 10x10)" \
+        in failed.stderr.strip().splitlines()[-1]
+    assert not (work / "outputs/model.pt").exists() and not (work / "outputs/checkpoints").exists()
+
+
+@pytest.mark.integration
+def test_killed_cnn_training_resumes_with_identical_outputs(tmp_path, dataset):
+    params = tiny_params(*dataset, model=CNN_MODEL,
+                         train={**CNN_TRAIN, "stages": [{"epochs": 3, "lr": 0.01}, {"epochs": 2, "lr": 0.002}]})
+    unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
+    for work in (unbroken, killed):
+        work.mkdir()
+        write_params(work / "params.yaml", params)
+        for name in ("download", "split"):
+            stage(work, name, check=True)
+    stage(unbroken, "train", check=True)
+
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.steps", "train"], cwd=killed, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # SIGKILL as soon as the 2nd epoch is reported: no chance to clean up
+        if "stage 1/2 epoch 2/3" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    assert not (killed / "outputs/model.pt").exists()
+    resumed = stage(killed, "train", check=True)
+    assert "resuming stage 1 at epoch 3 of 3" in resumed.stderr
+    for work in (unbroken, killed):
+        stage(work, "evaluate", check=True)
+    for name in ("model.pt", "history.csv", "metrics.json"):
+        assert (unbroken / "outputs" / name).read_bytes() == (killed / "outputs" / name).read_bytes(), name
+
+
+def test_a_cnn_champion_is_judged_against_an_mlp_challenger(tmp_path, dataset):
+    mlp = validate(tiny_params(*dataset))
+    cnn = cnn_params(*dataset, data={"normalize": True})  # another kind and another input scaling
+    champion, challenger = RunPaths(tmp_path / "champion"), RunPaths(tmp_path / "challenger")
+    _, cnn_session = train_run(cnn, tmp_path / "data", champion)
+    _, mlp_session = train_run(mlp, tmp_path / "data", challenger)
+    registry = RegistryPaths(tmp_path / "registry")
+    registry.champion.mkdir(parents=True)
+    registry.champion_model.write_bytes(champion.model.read_bytes())
+
+    decision = judge(challenger.model, registry, mlp_session.data, margin=0.0)
+    cnn_model, _ = load_model(champion.model)
+    mlp_model, _ = load_model(challenger.model)
+    # Each scored on the same test images, under its own scaling: what it would score in its own run.
+    assert decision.champion_accuracy == evaluate_tensors(cnn_model, cnn_session.data.test)[1]
+    assert decision.challenger_accuracy == evaluate_tensors(mlp_model, mlp_session.data.test)[1]
+    assert decision.promote == (decision.challenger_accuracy > decision.champion_accuracy)
