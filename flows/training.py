@@ -49,7 +49,8 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
         # pushed or committed to git: that is retraining's job (flows/retrain.py).
-        recorded = version_task(dvc_root, paths, params, "", push=False, git_commit=False)
+        recorded = (version_task(dvc_root, paths, params, "", push=False, git_commit=False) if dvc_root
+                    else {"versioned": False, "why": f"{paths.dir} is not a folder dvc.yaml writes; DVC not involved"})
     return {
         "val_accuracy": result.metrics["val"]["accuracy"],
         "test_accuracy": result.metrics["test"]["accuracy"],

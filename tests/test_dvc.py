@@ -180,11 +180,25 @@ def test_push_then_fresh_clone_pulls_everything_without_retraining(repo, tmp_pat
     assert ran(dvc(clone, "repro")) == []
 
 
-def test_flow_run_leaves_dvc_up_to_date(repo, prefect_server):
-    shutil.rmtree(repo / "outputs")
+def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefect_server):
+    """No DVC cache, no remote, and a dvc.lock made elsewhere: the flow records its
+    outputs (`dvc commit`), so the commands the README shows describe this run."""
+    checksums = write_dataset(tmp_path / "mirror")
+    repo = copy_repo(tmp_path / "repo")
+    write_params(repo / "params.yaml", validate(tiny_params(tmp_path / "mirror", checksums)).model_dump(mode="json"))
+    assert not (repo / ".dvc/cache").exists() and not (repo / "outputs").exists()
     env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
-    run([sys.executable, "-m", "flows.training"], repo, env, check=True)
+    result = run([sys.executable, "-m", "flows.training"], repo, env, check=True)
+    assert "DVC          recorded in dvc.lock and the DVC cache" in result.stdout
+
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+    metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    recorded = next(iter(metrics.values()))["data"]["outputs/metrics.json"]["data"]
+    assert recorded["test"]["accuracy"] == json.loads((repo / "outputs/metrics.json").read_text())["test"]["accuracy"]
+    plots = dvc(repo, "plots", "show", "-o", str(tmp_path / "plots"))
+    assert "failed to load" not in plots.stdout + plots.stderr
+    assert (tmp_path / "plots/index.html").exists()
+    assert dvc(repo, "repro").stdout.count("didn't change, skipping") == 5  # DVC agrees nothing is left to do
 
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
