@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.sampler import SubsetRandomSampler
 from torchvision import datasets, transforms
 
-from bench.warmup import warm_up_torch_optim
+from mnistflow.train import warm_up_optimizers
 
 
 class WrappedDataLoader:
@@ -76,7 +76,7 @@ def main(raw_dir: str) -> None:
         test_loader = WrappedDataLoader(DataLoader(test_set, batch_size=100), device)
 
         model = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)).to(device)
-        warm_up_torch_optim()
+        warm_up_optimizers()
         started = time.perf_counter()
         for lr, epochs in ((0.5, 5), (0.1, 5)):
             opt = torch.optim.SGD(model.parameters(), lr=lr)

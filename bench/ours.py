@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from bench.warmup import warm_up_torch_optim
+from mnistflow.train import warm_up_optimizers
 from mnistflow.download import DatasetFiles, download
 from mnistflow.evaluate import evaluate
 from mnistflow.params import Params, load_params
@@ -30,7 +30,7 @@ def time_training(params: Params, files: DatasetFiles, paths: RunPaths) -> tuple
     session = open_session(params, files, paths)
     for path in (paths.last_checkpoint, paths.model):
         path.unlink(missing_ok=True)  # time a run from scratch, never a resume
-    warm_up_torch_optim()
+    warm_up_optimizers()
     cuda = session.device.torch.type == "cuda"
     if cuda:
         torch.cuda.synchronize()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Callable
 
@@ -58,6 +59,20 @@ def flow_run_link(state: Any) -> str:
     return f"{ui}/runs/flow-run/{state.state_details.flow_run_id}" if ui else "(no UI)"
 
 
+def _preload() -> None:
+    from mnistflow.plots import make_plots  # noqa: F401  (matplotlib: the plot task's import)
+    from mnistflow.train import warm_up_optimizers
+
+    warm_up_optimizers()
+
+
+def preload_in_background() -> None:
+    """Import what the flow's tasks will need later (torch._dynamo through the first
+    optimizer, matplotlib) on a thread, while this process spends its first seconds
+    waiting on the Prefect server to set the flow run up."""
+    threading.Thread(target=_preload, name="mnistflow-preload", daemon=True).start()
+
+
 def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
                           summary: Callable[[Any, str], str], with_registry: bool = False) -> None:
     """Parse the common flags, run ``flow_fn`` with them on the Prefect API
@@ -82,6 +97,7 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         params = load_params(args.params)  # a bad params file fails here, before Prefect starts
+        preload_in_background()
         where = roots(data=args.data_root, registry=folders.get("registry_dir"))
         preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])])
         quiet_user_errors()
