@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -44,18 +45,20 @@ def free_port() -> int:
 
 
 class PrefectServer:
-    """A real Prefect server (SQLite in a temporary PREFECT_HOME) on 127.0.0.1."""
+    """A real Prefect server on 127.0.0.1: SQLite in a temporary PREFECT_HOME, or the
+    PostgreSQL database at ``database_url`` (``postgresql+asyncpg://...``)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
+        database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
         self.env = clean_env(
             PREFECT_HOME=str(home), PREFECT_API_URL=self.api_url,
             PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-            PREFECT_LOGGING_LEVEL="INFO",
+            PREFECT_LOGGING_LEVEL="INFO", **database,
         )
-        self.log = open(home / "server.log", "w")
+        self.log = open(home / "server.log", "a")
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 120) -> "PrefectServer":
@@ -93,6 +96,70 @@ class PrefectServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
+
+    def restart(self) -> "PrefectServer":
+        """Stop and start again on the same port and database (a server upgrade, a crash)."""
+        self.stop()
+        self.log = open(self.home / "server.log", "a")
+        return self.start()
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster: ``initdb`` in a temporary folder, run as the
+    ``postgres`` user when this process is root (PostgreSQL refuses to run as root),
+    listening on a free port on 127.0.0.1 only, with trust authentication (no
+    one else can reach it), stopped by ``stop``."""
+
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin_dir = bin_dir or _postgres_bin_dir()
+        self.port = free_port()
+        # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
+        self.dir = Path(tempfile.mkdtemp(prefix="mnistflow-pg-"))
+        self.data, self.socket_dir = self.dir / "data", self.dir / "socket"
+        self.socket_dir.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+            shutil.chown(self.socket_dir, "postgres")
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
+        command = [str(self.bin_dir / tool), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=self.dir)
+        if done.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({done.returncode}): {done.stdout}{done.stderr}")
+        return done
+
+    def start(self) -> "PostgresCluster":
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir}", "start")
+        return self
+
+    def create_database(self, name: str) -> str:
+        """A new database; returns the SQLAlchemy URL Prefect's server takes."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.data.exists():
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            except RuntimeError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _postgres_bin_dir() -> Path:
+    """Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    if not versions:
+        raise RuntimeError("PostgreSQL is not installed (no initdb): `apt-get install postgresql`")
+    return versions[-1].parent
 
 
 # Real git and dvc in a temporary copy of the repository (tests and bench/).

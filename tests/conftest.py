@@ -13,7 +13,7 @@ from tests.helpers import tiny_params, write_dataset
 # Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
 INTEGRATION_MODULES = {"test_acceptance", "test_deployments", "test_dvc", "test_flow", "test_integration",
                        "test_server"}
-PROCESS_FIXTURES = {"prefect_server", "real_mnist", "small_disk"}
+PROCESS_FIXTURES = {"prefect_server", "real_mnist", "small_disk", "postgres", "s3"}
 
 
 def pytest_collection_modifyitems(items):
@@ -76,3 +76,14 @@ def prefect_server(tmp_path_factory):
     server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster for the session (initdb, a free port, stopped after).
+    A part that cannot start fails the tests that need it, saying why; nothing skips."""
+    from mnistflow.testing import PostgresCluster
+
+    cluster = PostgresCluster().start()
+    yield cluster
+    cluster.stop()

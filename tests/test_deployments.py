@@ -71,12 +71,27 @@ class Project:
             time.sleep(0.5)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def deployment_server(request, tmp_path_factory):
+    """Every deployment test runs against Prefect's default database, SQLite, and
+    against PostgreSQL, what a team's server uses (docs/operations.md)."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("prefect_server")
+        return
+    from mnistflow.testing import PrefectServer
+
+    database = request.getfixturevalue("postgres").create_database("prefect_deployments")
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-postgres"), database_url=database).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, prefect_server):
+def project(tmp_path_factory, deployment_server):
     root = tmp_path_factory.mktemp("deploy")
     checksums = write_dataset(root / "mirror")
     repo = copy_repo(root / "repo")
-    proj = Project(repo, prefect_server, root / "mirror", checksums)
+    proj = Project(repo, deployment_server, root / "mirror", checksums)
     write_params(repo / "params.yaml", proj.params())
     dvc(repo, "remote", "add", "-f", "-d", "local", str(root / "remote"))
     git(repo, "add", "-A")
