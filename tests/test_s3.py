@@ -90,7 +90,7 @@ def reproduced_repo(tmp_path: Path, s3: S3) -> Path:
 
 def tracked_files(repo: Path) -> dict[str, bytes]:
     return {str(p.relative_to(repo)): p.read_bytes()
-            for folder in ("data", "outputs") for p in sorted((repo / folder).rglob("*")) if p.is_file()}
+            for folder in ("data", "outputs", "bulk") for p in sorted((repo / folder).rglob("*")) if p.is_file()}
 
 
 def fresh_clone(repo: Path, dest: Path) -> Path:
@@ -118,7 +118,7 @@ def test_the_retraining_flow_pushes_to_the_s3_remote(tmp_path, s3, prefect_serve
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     model_md5 = next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "outputs/model.pt")
     assert f"dvcstore/files/md5/{model_md5[:2]}/{model_md5[2:]}" in s3.keys()
-    assert "up to date" in s3_dvc(repo, "status", "--cloud").stdout.lower()
+    assert "Cache and remote 'storage' are in sync." in s3_dvc(repo, "status", "--cloud").stdout
 
 
 def test_a_sweeps_best_trial_pushed_comes_back_in_another_clone(tmp_path, s3, prefect_server):
@@ -142,11 +142,11 @@ def test_a_sweeps_best_trial_pushed_comes_back_in_another_clone(tmp_path, s3, pr
 def test_a_server_stopped_mid_push_is_a_clear_error_and_the_next_push_loses_nothing(tmp_path, s3):
     repo = reproduced_repo(tmp_path, s3)
     # Enough bytes that the push is still going when the server goes away: 48 files of 4 MiB.
-    bulk = repo / "data/bulk"
+    bulk = repo / "bulk"
     bulk.mkdir()
     for i in range(48):
         (bulk / f"part-{i:02d}.bin").write_bytes(os.urandom(4 * 2**20))
-    dvc(repo, "add", "data/bulk")
+    dvc(repo, "add", "bulk")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "bulk data")
 
@@ -160,7 +160,8 @@ def test_a_server_stopped_mid_push_is_a_clear_error_and_the_next_push_loses_noth
     output = push.communicate(timeout=300)[0]
     assert push.returncode != 0
     errors = [line for line in output.splitlines() if line.startswith("ERROR")]
-    assert errors and "failed to push data to the cloud" in errors[0], output
+    # DVC's own lines (one per failed transfer, then its summary), each naming the endpoint it lost; no traceback.
+    assert errors and all(f"Could not connect to the endpoint URL: \"{s3.url}/" in e for e in errors), output
     assert "Traceback" not in output
 
     s3.start()  # the same port; what was stored before the stop is still there
