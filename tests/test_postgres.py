@@ -24,9 +24,8 @@ SLOW = {"train": {"batch_size": 4, "stages": [{"epochs": 6, "lr": 0.05}, {"epoch
 @pytest.fixture
 def project(tmp_path, postgres, request):
     database = postgres.create_database(re.sub(r"\W", "_", request.node.name)[:60].lower())
-    server = PrefectServer(tmp_path / "prefect-home", database_url=database)
     (tmp_path / "prefect-home").mkdir()
-    server.start()
+    server = PrefectServer(tmp_path / "prefect-home", database_url=database).start()
     checksums = write_dataset(tmp_path / "mirror")
     repo = copy_repo(tmp_path / "repo")
     proj = Project(repo, server, tmp_path / "mirror", checksums)
@@ -85,8 +84,8 @@ def test_a_server_restart_mid_run_keeps_its_state_and_history_and_the_run_comple
                      "the run to end")
     assert final["state_type"] == "COMPLETED", project.logs(flow_run_id, wait=0)
     history = states(project.server, flow_run_id)
-    assert history[:3] == ["SCHEDULED", "PENDING", "RUNNING"] and history[-1] == "COMPLETED"
-    assert history.count("RUNNING") == 1  # never restarted from the top
+    assert history[0] == "SCHEDULED" and history[-2:] == ["RUNNING", "COMPLETED"], history
+    assert history.count("RUNNING") == 1, history  # never restarted from the top
     logs = project.logs(flow_run_id, expect="stage 2/2 epoch 6/6")
     assert "stage 1/2 epoch 1/6" in logs and "stage 2/2 epoch 6/6" in logs  # from before and after the restart
     assert load_checkpoint(checkpoint)["completed_epochs"] == 12
