@@ -92,7 +92,7 @@ def main(mirror: str) -> None:
                 if name == "cnn-fast":
                     for variant in ({"precision": "bf16"}, {"compile": True}):
                         print(json.dumps(run(name, "cuda", params, files, paths, **variant)), flush=True)
-            if name != "cnn-best" or not cuda:  # cnn-best on a CPU takes minutes: bench.speed has it
+            if name != "cnn-best":  # cnn-best on a CPU takes minutes: bench.speed has it
                 cpu[name] = run(name, "cpu", params, files, paths)
                 print(json.dumps(cpu[name]), flush=True)
     for name in gpu.keys() & cpu.keys():

@@ -31,7 +31,7 @@ from tasks.version import version_task
 @flow(name="mnist-training", log_prints=True)
 def training(params: Params | None = None, params_file: str = "params.yaml",
              run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None) -> dict[str, Any]:
-    """Train and evaluate a feed-forward network on MNIST-family data.
+    """Train and evaluate a network (an MLP or a CNN: params.model.kind) on MNIST-family data.
 
     Args:
         params: the whole pipeline configuration (params.yaml's schema); overrides params_file.
