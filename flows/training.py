@@ -25,7 +25,7 @@ from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.preflight import preflight
 from tasks.report import report_task
-from tasks.version import version_task
+from tasks.version import outside_workspace, version_task
 
 
 @flow(name="mnist-training", log_prints=True)
@@ -49,8 +49,9 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
         # pushed or committed to git: that is retraining's job (flows/retrain.py).
+        # Outside the workspace there is nothing to record: no task run for it.
         recorded = (version_task(dvc_root, paths, params, "", push=False, git_commit=False) if dvc_root
-                    else {"versioned": False, "why": f"{paths.dir} is not a folder dvc.yaml writes; DVC not involved"})
+                    else outside_workspace(paths))
     return {
         "val_accuracy": result.metrics["val"]["accuracy"],
         "test_accuracy": result.metrics["test"]["accuracy"],

@@ -21,13 +21,13 @@ from .checkpoints import load_model
 from .datasets import DATASETS
 from .download import DatasetFiles
 from .errors import MnistflowError
-from .params import Params
+from .params import EVALUATION_CHUNK, Params
 from .paths import RunPaths
 from .tensors import DeviceData, LabelledTensors, batches
 
 
 @torch.no_grad()
-def evaluate_tensors(model: nn.Module, tensors: LabelledTensors, chunk: int = 1000
+def evaluate_tensors(model: nn.Module, tensors: LabelledTensors, chunk: int = EVALUATION_CHUNK
                      ) -> tuple[float, float, torch.Tensor]:
     """Mean loss, accuracy and the predictions; one host sync at the end.
 

@@ -69,22 +69,35 @@ class DataParams(_Section):
         return self
 
 
-def cnn_shape_problem(shape: tuple[int, int], channels: list[int], kernels: list[int]) -> str | None:
-    """Why these convolution blocks do not fit an image of ``shape``, or None.
+# Images per forward pass when evaluating (mnistflow.evaluate; preflight's memory estimate).
+EVALUATION_CHUNK = 1000
+
+
+def cnn_sizes(shape: tuple[int, int], kernels: list[int]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """For each convolution block, (the size it gets, the size its convolution makes).
 
     Each block is an unpadded convolution (the side shrinks by kernel - 1) and a
-    2x2 max-pool (the side halves), as ``models.cnn`` builds it.
+    2x2 max-pool (the side halves), as ``models.cnn`` builds it; the next block
+    gets the pooled size. Sizes can reach zero or below: ``cnn_shape_problem`` says why.
     """
+    sizes, (height, width) = [], shape
+    for kernel in kernels:
+        made = (height - kernel + 1, width - kernel + 1)
+        sizes.append(((height, width), made))
+        height, width = made[0] // 2, made[1] // 2
+    return sizes
+
+
+def cnn_shape_problem(shape: tuple[int, int], channels: list[int], kernels: list[int]) -> str | None:
+    """Why these convolution blocks do not fit an image of ``shape``, or None."""
     if len(kernels) != len(channels):
         return (f"model.kernels: {len(kernels)} kernel sizes for {len(channels)} convolutions "
                 f"(model.channels {channels}); give one per convolution")
-    height, width = shape
-    for block, kernel in enumerate(kernels, 1):
+    for block, (kernel, ((height, width), made)) in enumerate(zip(kernels, cnn_sizes(shape, kernels)), 1):
         if kernel > min(height, width):
             return (f"model.kernels: kernel {kernel} of convolution {block} is larger than the "
                     f"{height}x{width} image it gets (the input is {shape[0]}x{shape[1]})")
-        height, width = (height - kernel + 1) // 2, (width - kernel + 1) // 2
-        if min(height, width) < 1:
+        if min(made) // 2 < 1:
             return (f"model.channels: convolution {block} of {len(kernels)} leaves nothing after its 2x2 "
                     f"pooling of a {shape[0]}x{shape[1]} input; use fewer convolutions or smaller kernels")
     return None

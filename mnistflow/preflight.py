@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .datasets import DATASETS
 from .errors import MnistflowError
-from .params import Params
+from .params import EVALUATION_CHUNK, Params, cnn_sizes
 
 GIB = 2**30
 # Leave this share of what the device has for everything the estimate leaves out.
@@ -25,13 +25,13 @@ def layer_sizes(params: Params, side: int = 28) -> tuple[int, list[int]]:
     model = params.model
     weights, outputs, flat = 0, [side * side], side * side
     if model.kind == "cnn":
-        channels = 1
-        for out, kernel in zip(model.channels, model.kernels):
-            weights += channels * out * kernel * kernel + out
-            side = side - kernel + 1
-            outputs.append(out * side * side)
-            side, channels = side // 2, out
-        flat = channels * side * side
+        sizes = cnn_sizes((side, side), list(model.kernels))
+        for before, out, kernel, (_, (height, width)) in zip([1, *model.channels], model.channels, model.kernels,
+                                                              sizes):
+            weights += before * out * kernel * kernel + out
+            outputs.append(out * height * width)
+        height, width = sizes[-1][1]
+        flat = model.channels[-1] * (height // 2) * (width // 2)
     widths = [flat, *model.hidden, 10]
     weights += sum(a * b + b for a, b in zip(widths, widths[1:]))
     return weights, outputs + widths[1:]
@@ -50,8 +50,8 @@ def memory_estimate(params: Params) -> dict[str, int]:
         "parameters": 4 * weights * (2 + states),
         # forward activations kept for backward, and their gradients
         "activations": 4 * batch * sum(widths) * 3,
-        # the evaluation pass (10,000 images at a time) through the widest layer
-        "evaluation": 4 * 10_000 * max(widths) * 2,
+        # the evaluation pass (EVALUATION_CHUNK images at a time) through the widest layer
+        "evaluation": 4 * EVALUATION_CHUNK * max(widths) * 2,
         # every image on the device, once, as float32, with its label
         "data": images * (4 * 784 + 8),
     }

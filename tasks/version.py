@@ -13,6 +13,10 @@ from mnistflow.versioning import version_with_dvc
 from . import TASK_DEFAULTS
 
 
+def outside_workspace(paths: RunPaths) -> dict[str, Any]:
+    return {"versioned": False, "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
+
+
 @task(name="version-with-dvc", retries=2, retry_delay_seconds=5, **TASK_DEFAULTS)
 def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message: str, push: bool,
                  git_commit: bool = True) -> dict[str, Any]:
@@ -20,7 +24,7 @@ def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message
     # DVC records its workspace and params.yaml: a run elsewhere, or with other
     # params, would make dvc.lock lie.
     if dvc_root is None:
-        return {"versioned": False, "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
+        return outside_workspace(paths)
     params_file = dvc_root / "params.yaml"
     try:
         on_disk = load_params(params_file)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from mnistflow.testing import PrefectServer
-from tests.helpers import copy_repo, dvc, git, write_dataset, write_params
+from tests.helpers import copy_repo, git, write_dataset, write_params
 from tests.test_deployments import PREFECT, Project
 
 pytestmark = pytest.mark.slow
