@@ -21,9 +21,11 @@ from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.session import Session, Steps, open_session, train_all
 from mnistflow.workspace import dvc_lock, dvc_root_writing
+from tasks.card import card_task
 from tasks.device import device_task
 from tasks.download import download_task
 from tasks.evaluate import evaluate_task
+from tasks.export import export_task
 from tasks.plot import plot_task
 from tasks.split import split_task
 from tasks.tensors import tensors_task
@@ -92,6 +94,8 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: Datase
     started = time.perf_counter()
     train_all(params, session, files, paths, TASK_STEPS, progress_artifact=progress)
     train_seconds = time.perf_counter() - started
+    export_task(paths, files.paths["test-images"])
     metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
     plots = plot_task(paths, params.plot)
+    card_task(params, paths)
     return PipelineResult(files, session, metrics, plots, train_seconds)

@@ -6,6 +6,7 @@ validation figures, so both report the same numbers the same way.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import sys
 from importlib import metadata
@@ -21,6 +22,7 @@ from .checkpoints import load_model
 from .datasets import DATASETS
 from .download import DatasetFiles
 from .errors import MnistflowError
+from .export import recorded_check
 from .params import EVALUATION_CHUNK, Params
 from .paths import RunPaths
 from .tensors import DeviceData, LabelledTensors, batches
@@ -66,6 +68,8 @@ def class_names(params: Params) -> list[str]:
 def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torch.device,
              paths: RunPaths, determinism: dict[str, Any] | None = None) -> dict[str, Any]:
     model, info = load_model(paths.model)
+    with open(paths.model, "rb") as fh:
+        model_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
     if info.get("data_digest") != files.digest or info.get("params_digest") != params.digest():
         raise MnistflowError(f"{paths.model}: trained with other params or data; run training first")
     model.to(device)
@@ -84,6 +88,9 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torc
         "confusion_matrix": {"labels": names, "rows_are": "actual", "matrix": confusion.tolist()},
         "epochs": info["epochs"],
         "architecture": info["architecture"],
+        "model": {"file": paths.model.name, "sha256": model_sha256},
+        # The ONNX export's check against PyTorch (mnistflow.export), when this model was exported.
+        "onnx": recorded_check(paths, model_sha256),
         "device": {"name": info.get("device", str(device)), "reason": info.get("device_reason", "")},
         "params_digest": params.digest(),
         "dataset": {"name": files.dataset, "digest": files.digest, "train_size": len(data.train),

@@ -50,6 +50,23 @@ class RunPaths:
         return self.dir / "model.pt"
 
     @property
+    def training(self) -> Path:
+        # How long training took and where: the one output whose bytes vary between runs.
+        return self.dir / "training.json"
+
+    @property
+    def onnx(self) -> Path:
+        return self.dir / "model.onnx"
+
+    @property
+    def export_check(self) -> Path:
+        return self.dir / "export.json"
+
+    @property
+    def card(self) -> Path:
+        return self.dir / "MODEL_CARD.md"
+
+    @property
     def history(self) -> Path:
         return self.dir / "history.csv"
 
@@ -79,6 +96,14 @@ class RegistryPaths:
     @property
     def champion_model(self) -> Path:
         return self.champion / "model.pt"
+
+    @property
+    def champion_onnx(self) -> Path:
+        return self.champion / "model.onnx"
+
+    @property
+    def champion_card(self) -> Path:
+        return self.champion / "MODEL_CARD.md"
 
     @property
     def champion_record(self) -> Path:

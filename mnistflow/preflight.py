@@ -25,7 +25,7 @@ def layer_sizes(params: Params, side: int = 28) -> tuple[int, list[int]]:
     model = params.model
     weights, outputs, flat = 0, [side * side], side * side
     if model.kind == "cnn":
-        sizes = cnn_sizes((side, side), list(model.kernels))
+        sizes = cnn_sizes((side, side), list(model.kernels), model.padding)
         for before, out, kernel, (_, (height, width)) in zip([1, *model.channels], model.channels, model.kernels,
                                                               sizes):
             weights += before * out * kernel * kernel + out

@@ -21,7 +21,7 @@ from .code import code_digest
 from .errors import MnistflowError
 from .evaluate import evaluate_tensors
 from .params import Params
-from .paths import RegistryPaths
+from .paths import RegistryPaths, RunPaths
 from .tensors import DeviceData, rescaled
 
 
@@ -101,6 +101,14 @@ def promote(model_path: Path, metrics_path: Path, registry: RegistryPaths, recor
     the record, checked on every later run."""
     model = Path(model_path).read_bytes()
     atomic.write_bytes(registry.champion_metrics, Path(metrics_path).read_bytes())
+    # The champion's ONNX file and model card travel with it (when the run made
+    # them), before model.pt: a service that sees the new model.pt finds them.
+    run = RunPaths(Path(model_path).parent)
+    for source, target in ((run.onnx, registry.champion_onnx), (run.card, registry.champion_card)):
+        if source.exists():
+            atomic.write_bytes(target, source.read_bytes())
+        else:
+            target.unlink(missing_ok=True)  # never leave the old champion's beside the new one
     atomic.write_json(registry.champion_record, {**record, "model_sha256": hashlib.sha256(model).hexdigest()})
     atomic.write_bytes(registry.champion_model, model)
     return registry.champion_model

@@ -8,10 +8,12 @@ functions, the default.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import atomic
 from .device import DeviceChoice, select_device
 from .download import DatasetFiles
 from .params import Params
@@ -43,8 +45,26 @@ def open_session(params: Params, files: DatasetFiles, paths: RunPaths, steps: St
 
 def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunPaths,
               steps: Steps = Steps(), **stage_options: Any) -> Path:
-    """Every training stage in turn; each resumes from the run's checkpoint. Returns it."""
+    """Every training stage in turn; each resumes from the run's checkpoint. Returns it.
+
+    How long it took goes in ``training.json`` (for the model card), apart from
+    the model and metrics so that their bytes stay the same from run to run. A
+    run that found training finished leaves the record of the run that trained.
+    """
+    before = _stamp(paths.model)
+    started = time.perf_counter()
     for index in range(len(params.train.stages)):
         checkpoint = steps.train_stage(params, session.data, session.device.torch, files.digest, index, paths,
                                        device_reason=session.device.reason, **stage_options)
+    if _stamp(paths.model) != before or not paths.training.exists():
+        atomic.write_json(paths.training, {"seconds": round(time.perf_counter() - started, 3),
+                                           "device": session.device.name, "reason": session.device.reason})
     return checkpoint
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_ino

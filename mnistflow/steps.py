@@ -49,6 +49,12 @@ def step_train(params: Params, data_root: Path, paths: RunPaths) -> None:
     train_all(params, _session(params, files, paths), files, paths)
 
 
+def step_export(params: Params, data_root: Path, paths: RunPaths) -> None:
+    from .export import export_onnx
+
+    export_onnx(paths, locate(params.data, data_root).paths["test-images"])
+
+
 def step_evaluate(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .evaluate import evaluate
 
@@ -66,9 +72,16 @@ def step_plot(params: Params, data_root: Path, paths: RunPaths) -> None:
         log.info("wrote %s", path)
 
 
+def step_card(params: Params, data_root: Path, paths: RunPaths) -> None:
+    from .card import write_model_card
+
+    log.info("wrote %s", write_model_card(params, paths))
+
+
 NEEDS_TORCH = ("train", "evaluate")
-STEPS = {"download": step_download, "split": step_split, "train": step_train,
-         "evaluate": step_evaluate, "plot": step_plot}
+# In dvc.yaml's order.
+STEPS = {"download": step_download, "split": step_split, "train": step_train, "export": step_export,
+         "evaluate": step_evaluate, "plot": step_plot, "card": step_card}
 
 
 def main() -> None:

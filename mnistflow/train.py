@@ -171,7 +171,7 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
     """The network the params describe, for images of ``shape``, as plain data
     (recorded in the model file; ``models.network`` builds it)."""
     if model.kind == "cnn":
-        problem = cnn_shape_problem(shape, list(model.channels), list(model.kernels))
+        problem = cnn_shape_problem(shape, list(model.channels), list(model.kernels), model.padding)
         if problem:
             raise MnistflowError(problem)
     common = {"kind": model.kind, "input_shape": list(shape), "hidden": list(model.hidden),
@@ -179,7 +179,7 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
     if model.kind == "mlp":
         return common
     return {**common, "channels": list(model.channels), "kernels": list(model.kernels),
-            "batch_norm": model.batch_norm}
+            "batch_norm": model.batch_norm, "padding": model.padding}
 
 
 def train_stage(params: Params, data: DeviceData, device: torch.device, data_digest: str,

@@ -5,8 +5,9 @@ It takes the pipeline's flattened images (N x H*W) as well as N x 1 x H x W, so
 every step that feeds an MLP (batches, augmentation, evaluation, the judge)
 feeds a CNN unchanged. Three choices make it about twice as fast on a CPU
 (docs/performance.md), none of which changes what it can learn:
-- convolutions are unpadded ("valid"): on MNIST's centred digits the border
-  holds no ink, and the smaller maps halve the work;
+- convolutions are unpadded ("valid") unless ``padding="same"``: on MNIST's
+  centred digits the border holds no ink, and the smaller maps halve the work
+  (Fashion-MNIST's garments fill the frame, and gain from "same");
 - pooling comes before the activation: for a monotonic activation (relu,
   leaky_relu, tanh, sigmoid) the result is the same, on a quarter of the values;
 - activations and weights are channels-last, the layout oneDNN's (and cuDNN's)
@@ -24,14 +25,14 @@ from .mlp import ACTIVATIONS, dense_layers, max_norm_
 class CNN(nn.Module):
     def __init__(self, channels: list[int], kernels: list[int], hidden: list[int], activation: str = "relu",
                  dropout: float = 0.0, batch_norm: bool = False, input_shape: tuple[int, int] = (28, 28),
-                 classes: int = 10) -> None:
+                 classes: int = 10, padding: str = "valid") -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         blocks: list[nn.Module] = []
         width = 1
         for out, kernel in zip(channels, kernels):
             # A bias before batch norm is cancelled by its mean subtraction.
-            blocks.append(nn.Conv2d(width, out, kernel, bias=not batch_norm))
+            blocks.append(nn.Conv2d(width, out, kernel, padding=padding, bias=not batch_norm))
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out))
             blocks += [nn.MaxPool2d(2), ACTIVATIONS[activation]()]
@@ -43,7 +44,7 @@ class CNN(nn.Module):
         self.features.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(len(x), 1, *self.input_shape).contiguous(memory_format=torch.channels_last)
+        x = x.reshape(-1, 1, *self.input_shape).contiguous(memory_format=torch.channels_last)
         return self.head(self.features(x).flatten(1))
 
     def apply_max_norm(self, max_norm: float) -> None:

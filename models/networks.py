@@ -20,7 +20,8 @@ def network(architecture: dict[str, Any]) -> Network:
         return MLP(list(architecture["hidden"]), in_features=shape[0] * shape[1], **common)
     if kind == "cnn":
         return CNN(list(architecture["channels"]), list(architecture["kernels"]), list(architecture["hidden"]),
-                   batch_norm=architecture.get("batch_norm", False), input_shape=shape, **common)
+                   batch_norm=architecture.get("batch_norm", False), input_shape=shape,
+                   padding=architecture.get("padding", "valid"), **common)
     raise ValueError(f"unknown network kind {kind!r}")
 
 

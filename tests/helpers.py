@@ -16,6 +16,7 @@ import yaml
 
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.idx import encode_idx
+from mnistflow.steps import STEPS
 from mnistflow.testing import (  # noqa: F401  (the tests import them from here)
     REPO,
     PrefectServer,
@@ -27,6 +28,10 @@ from mnistflow.testing import (  # noqa: F401  (the tests import them from here)
     git,
     run,
 )
+
+
+# Every DVC stage, in the order dvc.yaml runs them.
+PIPELINE_STEPS = tuple(STEPS)
 
 
 def make_arrays(n_train: int = 600, n_test: int = 200, seed: int = 0,

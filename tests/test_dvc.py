@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import PIPELINE_STEPS, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def edit_params(repo: Path, change) -> None:
 
 
 def test_fresh_repro_runs_everything_then_nothing(reproduced, repo):
-    assert ran(reproduced.first) == ["download", "split", "train", "evaluate", "plot"]
+    assert ran(reproduced.first) == list(PIPELINE_STEPS)
     again = dvc(repo, "repro")
     assert ran(again) == [] and "Data and pipelines are up to date." in again.stdout
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -96,7 +96,7 @@ def test_metrics_and_plots_work_out_of_the_box(repo):
 def test_training_param_reruns_training_onward_not_download(repo):
     edit_params(repo, lambda p: p["train"]["stages"][1].update(lr=0.05))
     result = dvc(repo, "repro")
-    assert ran(result) == ["train", "evaluate", "plot"]
+    assert ran(result) == ["train", "export", "evaluate", "plot", "card"]
     assert "Stage 'download' didn't change" in result.stdout
     diff = dvc(repo, "metrics", "diff", "--json")
     assert "outputs/metrics.json" in json.loads(diff.stdout)
@@ -115,7 +115,7 @@ def test_code_change_reruns_every_stage_without_downloading_again(repo):
     path = repo / "mnistflow" / "idx.py"
     path.write_text(path.read_text() + "\n# an edit\n")
     result = dvc(repo, "repro")
-    assert ran(result) == ["download", "split", "train", "evaluate", "plot"]
+    assert ran(result) == list(PIPELINE_STEPS)
     assert "fetched" not in result.stderr  # verified in place, not fetched again
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
@@ -198,7 +198,7 @@ def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefe
     plots = dvc(repo, "plots", "show", "-o", str(tmp_path / "plots"))
     assert "failed to load" not in plots.stdout + plots.stderr
     assert (tmp_path / "plots/index.html").exists()
-    assert dvc(repo, "repro").stdout.count("didn't change, skipping") == 5  # DVC agrees nothing is left to do
+    assert dvc(repo, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STEPS)  # DVC agrees: nothing to do
 
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
@@ -266,4 +266,4 @@ def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
     with dvc_lock(repo, [repo / "outputs", repo / "data/custom"]):
         blocked = dvc(repo, "repro", check=False)
     assert blocked.returncode != 0 and "is busy, it is being blocked by" in blocked.stderr + blocked.stdout
-    assert ran(dvc(repo, "repro")) == ["train", "evaluate", "plot"]  # released: it runs
+    assert ran(dvc(repo, "repro")) == ["train", "export", "evaluate", "plot", "card"]  # released: it runs

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnistflow.datasets import FILE_NAMES
-from tests.helpers import MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import PIPELINE_STEPS, MirrorServer, clean_env, run, stage, tiny_params, write_params
 
 
 def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, dataset):
@@ -48,7 +48,7 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
 
 
 def _pipeline(work: Path, through: str = "evaluate") -> None:
-    for name in ("download", "split", "train", "evaluate", "plot"):
+    for name in PIPELINE_STEPS:
         stage(work, name, check=True)
         if name == through:
             return

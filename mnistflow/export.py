@@ -1,0 +1,132 @@
+"""Step 5b: the trained network as one ONNX file, checked against PyTorch.
+
+``model.onnx`` takes ``pixels`` (N x 1 x H x W, float32 in [0, 1], light on
+dark, N free) and returns ``logits`` (N x 10): the input scaling is inside the
+graph, so a consumer without PyTorch or this project needs nothing but the
+file. It is exported with torch's dynamo exporter (TorchScript, the old path,
+is deprecated), then run with onnxruntime on the whole test set beside
+PyTorch; only a file whose every argmax agrees and whose logits differ by at
+most ``TOLERANCE`` is written, with the check beside it (``export.json``, which
+the evaluate step copies into metrics.json).
+
+The ONNX libraries are the ``export`` extra: ``pip install -e '.[export]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import atomic
+from .errors import MnistflowError
+from .idx import read_idx
+from .inference import Predictor
+from .paths import RunPaths
+
+log = logging.getLogger("mnistflow")
+
+TOLERANCE = 1e-4  # max |logit difference| between onnxruntime and PyTorch
+CHECK_CHUNK = 1000
+INPUT, OUTPUT = "pixels", "logits"
+
+
+def onnx_missing() -> str | None:
+    """Why ONNX export cannot run here, or None when it can."""
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            return f"ONNX export needs {module}: install the export extra (pip install -e '.[export]')"
+    return None
+
+
+class ScaledInput(nn.Module):
+    """The network behind its own input scaling, so the graph takes pixels in [0, 1]."""
+
+    def __init__(self, network: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.network, self.mean, self.std = network, float(mean), float(std)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.network((pixels - self.mean) / self.std)
+
+
+def onnx_bytes(predictor: Predictor) -> bytes:
+    import onnx
+
+    scaling = predictor.record["input_scaling"]
+    module = ScaledInput(predictor.model, scaling["mean"], scaling["std"]).eval()
+    example = torch.zeros(2, 1, *predictor.input_shape)
+    # The exporter reports its progress on stdout, and its optimizer each rewrite
+    # at INFO: neither is news to a pipeline's user.
+    for name in ("onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()):
+        program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}})
+    proto = program.model_proto
+    proto.doc_string = (f"{predictor.record['architecture']['kind']} classifier exported by mnistflow. "
+                        f"Input {INPUT}: N x 1 x {predictor.input_shape[0]} x {predictor.input_shape[1]} float32 "
+                        f"in [0, 1], light on dark. Output {OUTPUT}: N x {len(predictor.labels)}.")
+    for key, value in {"labels": json.dumps(predictor.labels), "source_sha256": predictor.sha256,
+                       "architecture": json.dumps(predictor.record["architecture"], sort_keys=True)}.items():
+        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, key: value})
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def check(model: bytes, predictor: Predictor, images: np.ndarray) -> dict[str, Any]:
+    """onnxruntime against PyTorch on every image: argmax agreement and the largest logit gap."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    agree, largest = 0, 0.0
+    for start in range(0, len(images), CHECK_CHUNK):
+        pixels = (images[start:start + CHECK_CHUNK].astype(np.float32) / 255.0)[:, None]
+        ours = session.run([OUTPUT], {INPUT: pixels})[0]
+        theirs = predictor.logits(pixels).numpy()
+        agree += int((ours.argmax(1) == theirs.argmax(1)).sum())
+        largest = max(largest, float(np.abs(ours - theirs).max()))
+    passed = agree == len(images) and largest <= TOLERANCE
+    return {"images": len(images), "argmax_agreement": agree / len(images), "max_abs_logit_diff": largest,
+            "tolerance": TOLERANCE, "passed": passed, "onnxruntime": onnxruntime.__version__}
+
+
+def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
+    """Write ``model.onnx`` and ``export.json`` for the run's model, or nothing at all."""
+    missing = onnx_missing()
+    if missing:
+        raise MnistflowError(missing)
+    predictor = Predictor.load(paths.model)
+    images = read_idx(test_images, 3)
+    model = onnx_bytes(predictor)
+    result = {"file": paths.onnx.name, "sha256": hashlib.sha256(model).hexdigest(),
+              "model_sha256": predictor.sha256, **check(model, predictor, images)}
+    if not result["passed"]:
+        raise MnistflowError(
+            f"{paths.onnx}: not written: onnxruntime disagrees with PyTorch on {test_images} (argmax agreement "
+            f"{result['argmax_agreement']:.4%}, max logit difference {result['max_abs_logit_diff']:.2e}, "
+            f"allowed {TOLERANCE:.0e})")
+    atomic.write_bytes(paths.onnx, model)
+    atomic.write_json(paths.export_check, result)
+    log.info("wrote %s: onnxruntime agrees with PyTorch on all %d test images (max logit difference %.1e)",
+             paths.onnx, len(images), result["max_abs_logit_diff"])
+    return result
+
+
+def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:
+    """The export check for *this* model.pt, or None (not exported, or exported from another model)."""
+    try:
+        result = json.loads(paths.export_check.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("model_sha256") == model_sha256 else None
