@@ -90,13 +90,11 @@ def model_card(params: Params, metrics: dict[str, Any], training: dict[str, Any]
         "|---|---|",
         *[f"| {label} | {accuracy:.2%} |" for label, accuracy in per_class.items()],
         "",
-        "Most confused pairs on the test set:",
-        "",
-        "| actual | predicted as | images |",
-        "|---|---|---|",
-        *[f"| {actual} | {predicted} | {n} |" for actual, predicted, n in confused_pairs(metrics["confusion_matrix"])],
-        "",
     ]
+    pairs = confused_pairs(metrics["confusion_matrix"])
+    lines += ["Most confused pairs on the test set:", "", "| actual | predicted as | images |", "|---|---|---|",
+              *[f"| {actual} | {predicted} | {n} |" for actual, predicted, n in pairs], ""] if pairs else \
+        ["No test image was confused with another class.", ""]
     if onnx:
         lines += [f"- ONNX: onnxruntime {onnx['onnxruntime']} agrees with PyTorch on all {onnx['images']:,} test images "
                   f"(argmax agreement {onnx['argmax_agreement']:.2%}, largest logit difference "

@@ -104,6 +104,53 @@ class PrefectServer:
         return self.start()
 
 
+class Service:
+    """``python -m mnistflow.serve`` as a real uvicorn process on a free port of 127.0.0.1."""
+
+    def __init__(self, model: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.model, self.cwd, self.env = Path(model), Path(cwd), env or clean_env()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> "Service":
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mnistflow.serve", "--model", str(self.model), "--port", str(self.port)],
+            cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mnistflow.serve exited {self.proc.returncode}: {self.output()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("mnistflow.serve did not become healthy")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> "Service":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class PostgresCluster:
     """A throwaway PostgreSQL cluster: ``initdb`` in a temporary folder, run as the
     ``postgres`` user when this process is root (PostgreSQL refuses to run as root),

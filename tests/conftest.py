@@ -68,6 +68,28 @@ def real_mnist() -> Path:
     return Path(mirror)
 
 
+def run_steps(params, data_root: Path, paths: RunPaths) -> RunPaths:
+    """Every DVC stage's function in turn, in this process: the pipeline without its CLIs."""
+    from mnistflow.steps import STEPS
+
+    for step in STEPS.values():
+        step(params, data_root, paths)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def mnist_run(real_mnist, tmp_path_factory) -> RunPaths:
+    """The default recipe (params.yaml) trained on the real MNIST, exported and carded."""
+    import yaml
+
+    from tests.helpers import REPO
+
+    recipe = yaml.safe_load((REPO / "params.yaml").read_text())
+    recipe["data"]["mirrors"] = [str(real_mnist)]
+    work = tmp_path_factory.mktemp("mnist-run")
+    return run_steps(validate(recipe), work / "data", RunPaths(work / "outputs"))
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     """One real Prefect API server for the session; tests point PREFECT_API_URL at it."""

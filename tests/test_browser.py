@@ -1,0 +1,85 @@
+"""The drawing page in a real browser: Debian's chromium and chromium-driver, driven by selenium.
+
+It draws a stroke on the canvas, reads the prediction the page shows, checks it
+against the API's answer for the same drawing, clears, and saves a screenshot
+(``test-artifacts/serving-page.png``, or under $MNISTFLOW_TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mnistflow.testing import Service
+from tests.helpers import REPO
+
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    binary = next((shutil.which(name) for name in CHROMIUM if shutil.which(name)), None)
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:  # .ci/run installs both; a missing browser is a broken set-up, not a skip
+        pytest.fail("the browser test needs chromium and chromedriver on PATH (Debian: chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,600"):
+        options.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not look for downloads
+    chrome = webdriver.Chrome(options=options, service=DriverService(executable_path=driver))
+    yield chrome
+    chrome.quit()
+
+
+def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mnist_run, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    artifacts = Path(os.environ.get("MNISTFLOW_TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with Service(mnist_run.model, tmp_path) as service:
+        browser.get(service.url + "/")
+        canvas = browser.find_element(By.ID, "canvas")
+        WebDriverWait(browser, 10).until(lambda b: "sha256" in b.find_element(By.ID, "model").text)
+        # A "7": a bar across the top, then a stroke down and to the left (offsets from the canvas centre).
+        stroke = ActionChains(browser).move_to_element_with_offset(canvas, -70, -90).click_and_hold()
+        for dx, dy in [(35, 0)] * 4 + [(-12, 30)] * 6:
+            stroke = stroke.move_by_offset(dx, dy)
+        stroke.release().perform()
+
+        def shown(b):
+            rows = b.find_elements(By.CSS_SELECTOR, "#top .row")
+            label = b.find_element(By.ID, "prediction").text
+            return (label, [r.text for r in rows]) if label and len(rows) == 3 else None
+
+        label, rows = WebDriverWait(browser, 15).until(shown)
+        # The page's answer is the API's answer for the same picture.
+        drawing = base64.b64decode(browser.execute_script(
+            "return document.getElementById('canvas').toDataURL('image/png').split(',')[1]"))
+        api = httpx.post(f"{service.url}/predict", files={"file": ("canvas.png", drawing, "image/png")}).json()
+        answer = api["predictions"][0]
+        WebDriverWait(browser, 10).until(lambda b: shown(b) and shown(b)[0] == answer["label"])
+        label, rows = shown(browser)
+        assert label == answer["label"]
+        for row, top in zip(rows, answer["top"]):
+            assert row.split()[0] == top["label"] and row.split()[-1] == f"{100 * top['probability']:.1f}%"
+        assert label == "7", f"a drawn 7 read as {label}: {rows}"
+        browser.save_screenshot(str(artifacts / "serving-page.png"))
+
+        browser.find_element(By.ID, "clear").click()
+        WebDriverWait(browser, 5).until(lambda b: not b.find_element(By.ID, "prediction").text)
+        assert browser.find_elements(By.CSS_SELECTOR, "#top .row") == []
+        blank = browser.execute_script(
+            "const d = document.getElementById('canvas').getContext('2d').getImageData(0, 0, 280, 280).data;"
+            "return Math.max(...d.filter((_, i) => i % 4 === 0));")
+        assert blank == 0

@@ -1,0 +1,143 @@
+"""Preparing pictures as MNIST's digits were, and the predict CLI, against the model in PyTorch.
+
+The model is the default recipe trained on the real MNIST (the ``mnist_run`` fixture);
+the pictures are made from its test images.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistflow.idx import encode_idx, read_idx
+from mnistflow.imaging import ImageError, decode_image, to_model_input
+from mnistflow.inference import Predictor
+from tests.helpers import clean_env, run
+
+N_IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist_run) -> np.ndarray:
+    return read_idx(next((mnist_run.dir.parent / "data/mnist").glob("t10k-images*")), 3)[:N_IMAGES]
+
+
+def predict_cli(cwd, *args: str, env=None):
+    return run([sys.executable, "-m", "mnistflow.predict", *args], cwd, env or clean_env())
+
+
+def test_an_mnist_digit_comes_through_preparation_as_it_was(test_images):
+    prepared = np.stack([to_model_input(image) for image in test_images])
+    assert np.abs(prepared - test_images / 255.0).mean() < 0.005
+
+
+def test_a_large_dark_on_light_off_centre_picture_is_made_an_mnist_digit(test_images):
+    similarity = []
+    for image in test_images[:20]:
+        digit = np.asarray(Image.fromarray(image).resize((140, 140), Image.Resampling.BILINEAR))
+        paper = np.full((300, 400), 255, dtype=np.uint8)  # white paper, black ink, digit near a corner
+        paper[20:160, 230:370] = 255 - digit
+        prepared = to_model_input(paper)
+        assert prepared.shape == (28, 28) and prepared.dtype == np.float32
+        assert 0 <= prepared.min() < prepared.max() <= 1
+        assert prepared[:, :2].max() == 0 and prepared[:2].max() == 0  # the border stays dark, as MNIST's
+        ys, xs = np.indices(prepared.shape)
+        centre = ((ys * prepared).sum() / prepared.sum(), (xs * prepared).sum() / prepared.sum())
+        assert np.allclose(centre, (14, 14), atol=0.5)
+        similarity.append(np.corrcoef(prepared.ravel(), image.ravel())[0, 1])
+    # Up-scaling by 5 and back blurs, and can move a digit by a pixel: alike, not equal.
+    assert min(similarity) > 0.75 and np.mean(similarity) > 0.9
+
+
+def test_cli_on_png_gives_the_labels_the_model_gives_in_pytorch(mnist_run, test_images, tmp_path):
+    predictor = Predictor.load(mnist_run.model)
+    in_pytorch = predictor.probabilities(test_images / 255.0).argmax(1)
+    pngs = []
+    for i, image in enumerate(test_images):
+        pngs.append(tmp_path / f"digit-{i:03d}.png")
+        Image.fromarray(image).save(pngs[-1])
+    result = predict_cli(tmp_path, "--model", str(mnist_run.model), "--json", *map(str, pngs))
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)["predictions"]
+    assert [a["image"] for a in answers] == [str(p) for p in pngs]
+    assert [a["class_index"] for a in answers] == in_pytorch.tolist()
+    for answer in answers:
+        top = [t["probability"] for t in answer["top"]]
+        assert len(top) == 3 and top == sorted(top, reverse=True) and answer["top"][0]["label"] == answer["label"]
+
+
+def test_cli_on_idx_matches_pytorch_exactly_and_prints_a_line_per_image(mnist_run, test_images, tmp_path):
+    idx = tmp_path / "few-images-idx3-ubyte"
+    idx.write_bytes(encode_idx(test_images[:5]))
+    probabilities = Predictor.load(mnist_run.model).probabilities(test_images[:5] / 255.0)
+    result = predict_cli(tmp_path, "--model", str(mnist_run.model), str(idx))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 5
+    for i, (line, p) in enumerate(zip(lines, probabilities)):
+        best = p.argsort()[::-1][:3]
+        assert line.startswith(f"{idx}[{i}]: {best[0]}    ({best[0]} {100 * p[best[0]]:5.1f}%  {best[1]} ")
+
+
+def test_jpeg_scans_of_any_size_are_read(mnist_run, test_images, tmp_path):
+    in_pytorch = Predictor.load(mnist_run.model).probabilities(test_images[:20] / 255.0).argmax(1)
+    jpegs = []
+    for i, image in enumerate(test_images[:20]):
+        jpegs.append(tmp_path / f"scan-{i}.jpg")
+        scan = Image.fromarray(255 - image).resize((90 + i, 120), Image.Resampling.BILINEAR).convert("RGB")
+        scan.save(jpegs[-1], quality=90)
+    result = predict_cli(tmp_path, "--model", str(mnist_run.model), "--json", *map(str, jpegs))
+    assert result.returncode == 0, result.stderr
+    labels = [a["class_index"] for a in json.loads(result.stdout)["predictions"]]
+    # Re-sampling a digit to another aspect and back, with JPEG noise, moves a few near the boundary.
+    assert np.mean(np.array(labels) == in_pytorch) >= 0.9
+
+
+def test_the_model_defaults_to_the_champion_then_the_run(mnist_run, test_images, tmp_path):
+    png = tmp_path / "digit.png"
+    Image.fromarray(test_images[0]).save(png)
+    (tmp_path / "outputs").mkdir()
+    shutil.copy(mnist_run.model, tmp_path / "outputs/model.pt")
+    result = predict_cli(tmp_path, "--json", str(png))
+    assert json.loads(result.stdout)["model"] == "outputs/model.pt"
+    (tmp_path / "registry/champion").mkdir(parents=True)
+    shutil.copy(mnist_run.model, tmp_path / "registry/champion/model.pt")
+    result = predict_cli(tmp_path, "--json", str(png))
+    assert json.loads(result.stdout)["model"] == "registry/champion/model.pt"
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: (d / "notes.png").write_text("not a picture"), "notes.png: not an image"),
+    (lambda d: None, "notes.png: cannot read"),
+    (lambda d: (d / "notes.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40), "notes.png: "),
+])
+def test_bad_images_get_one_line(mnist_run, tmp_path, make, expected):
+    make(tmp_path)
+    result = predict_cli(tmp_path, "--model", str(mnist_run.model), "notes.png")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"mnistflow: error: {expected}")
+
+
+def test_a_model_file_that_does_not_load_gets_one_line(tmp_path, test_images):
+    Image.fromarray(test_images[0]).save(tmp_path / "digit.png")
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04 not a model")
+    result = predict_cli(tmp_path, "--model", "model.pt", "digit.png")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("mnistflow: error: model.pt: corrupt or not a checkpoint")
+    result = predict_cli(tmp_path, "digit.png")  # no champion, no run: says where it looked
+    assert result.returncode == 2 and result.stderr.startswith("mnistflow: error: outputs/model.pt: no such")
+
+
+def test_a_decompression_bomb_is_refused_before_decoding():
+    import io
+
+    bomb = io.BytesIO()
+    Image.new("L", (5000, 5000)).save(bomb, "PNG")  # 25 megapixels in about 25 KB
+    with pytest.raises(ImageError, match=r"bomb.png: 5000x5000 pixels is more than"):
+        decode_image(bomb.getvalue(), "bomb.png")
