@@ -37,11 +37,13 @@ def test_an_mnist_digit_comes_through_preparation_as_it_was(test_images):
 
 
 def test_a_large_dark_on_light_off_centre_picture_is_made_an_mnist_digit(test_images):
-    similarity = []
+    similarity, rng = [], np.random.default_rng(0)
     for image in test_images[:20]:
         digit = np.asarray(Image.fromarray(image).resize((140, 140), Image.Resampling.BILINEAR))
-        paper = np.full((300, 400), 255, dtype=np.uint8)  # white paper, black ink, digit near a corner
-        paper[20:160, 230:370] = 255 - digit
+        # Grey paper with scanner noise, dark ink at 80% strength, the digit near a corner.
+        paper = np.full((300, 400), 235.0)
+        paper[20:160, 230:370] -= 0.8 * digit
+        paper = np.clip(paper + rng.normal(0, 6, paper.shape), 0, 255).astype(np.uint8)
         prepared = to_model_input(paper)
         assert prepared.shape == (28, 28) and prepared.dtype == np.float32
         assert 0 <= prepared.min() < prepared.max() <= 1
@@ -51,7 +53,7 @@ def test_a_large_dark_on_light_off_centre_picture_is_made_an_mnist_digit(test_im
         assert np.allclose(centre, (14, 14), atol=0.5)
         similarity.append(np.corrcoef(prepared.ravel(), image.ravel())[0, 1])
     # Up-scaling by 5 and back blurs, and can move a digit by a pixel: alike, not equal.
-    assert min(similarity) > 0.75 and np.mean(similarity) > 0.9
+    assert min(similarity) > 0.7 and np.mean(similarity) > 0.9
 
 
 def test_cli_on_png_gives_the_labels_the_model_gives_in_pytorch(mnist_run, test_images, tmp_path):
