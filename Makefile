@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test unit repro bench setup clean
+.PHONY: run test unit repro serve bench setup clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -23,6 +23,9 @@ unit: setup  ## the in-process tests only, under a minute: the inner loop
 
 repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
+
+serve: setup  ## the champion (else outputs/model.pt) over HTTP, with a page to draw on
+	$(PY) -m mnistflow.serve
 
 bench: setup  ## speed against the original recipe (see bench/README.md)
 	$(PY) -m bench.speed
