@@ -82,9 +82,11 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
 
 
 def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: DatasetFiles | None = None,
-                 progress_artifact: bool = True) -> PipelineResult:
-    """The whole pipeline as task runs. A sweep's trials pass ``progress_artifact=False``:
-    dozens of trials moving one progress bar would tell nobody anything."""
+                 progress_artifact: bool = True, hand_off: bool = True) -> PipelineResult:
+    """The whole pipeline as task runs. A sweep's trials pass ``progress_artifact=False``
+    (dozens of trials moving one progress bar would tell nobody anything) and
+    ``hand_off=False``: no ONNX file or model card for every trial, only for the
+    one promoted (``hand_off_tasks``)."""
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     files = files or download_task(params.data, data_root)
     split_task(files, params.data, paths.split)
@@ -94,8 +96,19 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: Datase
     started = time.perf_counter()
     train_all(params, session, files, paths, TASK_STEPS, progress_artifact=progress)
     train_seconds = time.perf_counter() - started
-    export_task(paths, files.paths["test-images"])
+    if hand_off:
+        export_task(paths, files.paths["test-images"])
     metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
     plots = plot_task(paths, params.plot)
-    card_task(params, paths)
+    if hand_off:
+        card_task(params, paths)
     return PipelineResult(files, session, metrics, plots, train_seconds)
+
+
+def hand_off_tasks(params: Params, session: Session, files: DatasetFiles, paths: RunPaths) -> dict[str, Any]:
+    """What a run that skipped them needs before promotion: the ONNX file, the
+    metrics that record its check, and the model card."""
+    export_task(paths, files.paths["test-images"])
+    metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
+    card_task(params, paths)
+    return metrics

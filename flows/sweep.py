@@ -26,7 +26,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from flows.pipeline import run_pipeline
+from flows.pipeline import hand_off_tasks, run_pipeline
 from mnistflow import registry
 from mnistflow.download import DatasetFiles
 from mnistflow.errors import MnistflowError
@@ -111,7 +111,7 @@ def trial_task(trial: Trial, run_dir: Path, files: DatasetFiles) -> dict[str, An
               "started_at": _now(), "worker": _worker(), "pid": os.getpid()}
     write_record(run_dir, record)
     result = run_pipeline(trial.params, RunPaths(run_dir), Path(files.directory).parent, files,
-                          progress_artifact=False)
+                          progress_artifact=False, hand_off=False)
     record.update(status="completed", reason="", finished_at=_now(),
                   val_accuracy=result.metrics["val"]["accuracy"], val_loss=result.metrics["val"]["loss"],
                   test_accuracy=result.metrics["test"]["accuracy"], train_seconds=round(result.train_seconds, 3))
@@ -254,6 +254,7 @@ def _promote(winner: Trial, run_dir: Path, files, registry_paths: RegistryPaths,
               "reason": decision.reason, "challenger_test_accuracy": decision.challenger_accuracy,
               "champion_test_accuracy": decision.champion_accuracy}
     if decision.promote:
+        hand_off_tasks(winner.params, session, files, paths)  # trials skip them: the champion has them
         record["champion_path"] = promote_task(paths, registry_paths, record)
     record_task(registry_paths, record)
     return {"promoted": decision.promote, "reason": decision.reason}

@@ -22,6 +22,10 @@ FILE_KEYS = ("train-images", "train-labels", "test-images", "test-labels")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+# Options added after runs were made, with the default that keeps those runs' digests.
+LATER_OPTIONS: dict[tuple[str, ...], Any] = {("model", "padding"): "valid", ("train", "augment", "flip"): False}
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -149,6 +153,9 @@ class StageParams(_Section):
 class AugmentParams(_Section):
     # Random translation by up to this many pixels, done on the batch tensor.
     max_shift: int = Field(0, ge=0, le=8)
+    # Mirror left to right, half the images: for Fashion-MNIST's garments and shoes,
+    # never for digits or characters (a mirrored 2 is no 2).
+    flip: bool = False
 
 
 class TrainParams(_Section):
@@ -209,14 +216,17 @@ class Params(_Section):
         """
         data = self.data.model_dump(mode="json")
         data.pop("mirrors")
-        model = self.model.model_dump(mode="json")
-        if model["padding"] == "valid":  # what every network was before the option: their digests stand
-            del model["padding"]
-        blob = json.dumps(
-            {"data": data, "model": model,
-             "train": self.train.model_dump(mode="json")},
-            sort_keys=True, separators=(",", ":"),
-        ).encode()
+        sections = {"data": data, "model": self.model.model_dump(mode="json"),
+                    "train": self.train.model_dump(mode="json")}
+        # Options added later, at their defaults, are what every run was before
+        # them: left out, so that earlier runs' digests (and checkpoints) stand.
+        for *path, key in LATER_OPTIONS:
+            section = sections
+            for part in path:
+                section = section[part]
+            if section[key] == LATER_OPTIONS[(*path, key)]:
+                del section[key]
+        blob = json.dumps(sections, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
 

@@ -123,3 +123,12 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator,
     rows = (torch.arange(height, device=x.device) + shifts[0])[:, :, None]
     cols = (torch.arange(width, device=x.device) + shifts[1])[:, None, :]
     return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols].reshape(n, -1)
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator, shape: tuple[int, int] = (28, 28)) -> torch.Tensor:
+    """Mirror each image (flattened, of ``shape``) left to right with probability 1/2,
+    on the device: a garment's mirror image is the same garment (a digit's is not)."""
+    n = len(x)
+    images = x.view(n, *shape)
+    flipped = torch.rand(n, generator=generator, device=x.device) < 0.5
+    return torch.where(flipped[:, None, None], images.flip(-1), images).reshape(n, -1)

@@ -32,7 +32,7 @@ from .errors import MnistflowError, NonFiniteLossError
 from .evaluate import evaluate_tensors
 from .params import ModelParams, Params, cnn_shape_problem
 from .paths import RunPaths
-from .tensors import DeviceData, batches, epoch_seed, random_shift
+from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift
 
 log = logging.getLogger("mnistflow.train")
 
@@ -144,7 +144,7 @@ def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceDa
     train, forward = data.train, forward or model
     torch.manual_seed(seed)  # dropout draws from the global generator
     augment_rng = torch.Generator(device=train.x.device).manual_seed(seed + 1)
-    max_shift, max_norm = params.train.augment.max_shift, params.model.max_norm
+    max_shift, flip, max_norm = params.train.augment.max_shift, params.train.augment.flip, params.model.max_norm
     background = (0.0 - data.mean) / data.std
     # bf16 autocast on CUDA only: a CPU's bf16 matmuls are slower than float32 on most chips.
     autocast = params.train.precision == "bf16" and train.x.device.type == "cuda"
@@ -155,6 +155,8 @@ def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceDa
             group["lr"] = lr
         if max_shift:
             x = random_shift(x, max_shift, augment_rng, data.shape, background)
+        if flip:
+            x = random_flip(x, augment_rng, data.shape)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             loss = F.cross_entropy(forward(x).float(), y)
         optimizer.zero_grad(set_to_none=True)

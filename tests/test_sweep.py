@@ -218,11 +218,15 @@ def test_apply_best_then_dvc_repro_reproduces_the_winner_byte_for_byte(tmp_path,
     assert result.returncode == 0, result.stdout + result.stderr
     best = leaderboard(repo / "runs/tiny")[0]["trial"]
     dvc(repo, "repro")
-    for name in ("model.pt", "metrics.json", "history.csv"):
+    for name in ("model.pt", "metrics.json", "history.csv", "model.onnx"):
         assert (repo / "outputs" / name).read_bytes() == (repo / "runs/tiny" / best / name).read_bytes(), name
     # --promote: the winner went through the retraining judge into the registry.
     assert "promoted: no champion yet" in result.stdout
     assert (repo / "registry/champion/model.pt").read_bytes() == (repo / "runs/tiny" / best / "model.pt").read_bytes()
+    # Only the promoted trial is exported and carded, as `dvc repro` exports the same model.
+    assert (repo / "registry/champion/model.onnx").read_bytes() == (repo / "outputs/model.onnx").read_bytes()
+    assert (repo / "registry/champion/MODEL_CARD.md").exists()
+    assert [p.parent.name for p in (repo / "runs/tiny").glob("*/model.onnx")] == [best]
     record = json.loads(next((repo / "registry/runs").glob("*.json")).read_text())
     assert record["source"] == f"sweep tiny, trial {best}" and record["promoted"] is True
 
