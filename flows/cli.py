@@ -60,16 +60,20 @@ def flow_run_link(state: Any) -> str:
 
 
 def _preload() -> None:
-    from mnistflow.plots import make_plots  # noqa: F401  (matplotlib: the plot task's import)
     from mnistflow.train import warm_up_optimizers
 
-    warm_up_optimizers()
+    warm_up_optimizers()  # needed first: by the first training stage
+    from mnistflow.plots import make_plots  # noqa: F401  (matplotlib: the plot task's import)
+    from mnistflow.export import warm_up_exporter
+
+    warm_up_exporter()
 
 
 def preload_in_background() -> None:
     """Import what the flow's tasks will need later (torch._dynamo through the first
-    optimizer, matplotlib) on a thread, while this process spends its first seconds
-    waiting on the Prefect server to set the flow run up."""
+    optimizer, matplotlib, the ONNX exporter) on a thread, while this process spends
+    its first seconds waiting on the Prefect server to set the flow run up, and
+    then while training runs."""
     threading.Thread(target=_preload, name="mnistflow-preload", daemon=True).start()
 
 

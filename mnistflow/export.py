@@ -49,6 +49,17 @@ def onnx_missing() -> str | None:
     return None
 
 
+def warm_up_exporter() -> None:
+    """Pay the exporter's one-time costs on a toy network: importing its stack
+    (torch.onnx, onnxscript, onnxruntime) and its first export's set-up, about
+    2.5 s of the first export in a process here, 0.5 s of the next. The flow's
+    command line does it on a thread while training runs."""
+    if onnx_missing() is None:
+        import onnxruntime  # noqa: F401
+
+        _onnx_program(ScaledInput(nn.Flatten(), 0.0, 1.0).eval(), (2, 2))
+
+
 class ScaledInput(nn.Module):
     """The network behind its own input scaling, so the graph takes pixels in [0, 1]."""
 
@@ -65,15 +76,7 @@ def onnx_bytes(predictor: Predictor) -> bytes:
 
     scaling = predictor.record["input_scaling"]
     module = ScaledInput(predictor.model, scaling["mean"], scaling["std"]).eval()
-    example = torch.zeros(2, 1, *predictor.input_shape)
-    # The exporter reports its progress on stdout, and its optimizer each rewrite
-    # at INFO: neither is news to a pipeline's user.
-    for name in ("onnxscript", "onnx_ir"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with contextlib.redirect_stdout(io.StringIO()):
-        program = torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
-                                    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}})
-    proto = program.model_proto
+    proto = _onnx_program(module, predictor.input_shape).model_proto
     proto.doc_string = (f"{predictor.record['architecture']['kind']} classifier exported by mnistflow. "
                         f"Input {INPUT}: N x 1 x {predictor.input_shape[0]} x {predictor.input_shape[1]} float32 "
                         f"in [0, 1], light on dark. Output {OUTPUT}: N x {len(predictor.labels)}.")
@@ -82,6 +85,17 @@ def onnx_bytes(predictor: Predictor) -> bytes:
         onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, key: value})
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
+
+
+def _onnx_program(module: nn.Module, shape: tuple[int, int]):
+    example = torch.zeros(2, 1, *shape)
+    # The exporter's optimizer logs each rewrite at INFO, and its progress may go
+    # to stdout: neither is news to a pipeline's user.
+    for name in ("onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                 dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, verbose=False)
 
 
 def check(model: bytes, predictor: Predictor, images: np.ndarray) -> dict[str, Any]:
@@ -107,6 +121,10 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     if missing:
         raise MnistflowError(missing)
     predictor = Predictor.load(paths.model)
+    done = recorded_check(paths, predictor.sha256)
+    if done and paths.onnx.exists() and _sha256(paths.onnx) == done["sha256"]:
+        log.info("%s is already this model's, checked: not exported again", paths.onnx)
+        return done
     images = read_idx(test_images, 3)
     model = onnx_bytes(predictor)
     result = {"file": paths.onnx.name, "sha256": hashlib.sha256(model).hexdigest(),
@@ -121,6 +139,11 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     log.info("wrote %s: onnxruntime agrees with PyTorch on all %d test images (max logit difference %.1e)",
              paths.onnx, len(images), result["max_abs_logit_diff"])
     return result
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:

@@ -47,6 +47,10 @@ def train_run(params, data_root, paths):
     ({"channels": [4, 4, 4, 4], "kernels": [3, 3, 3, 3]}, "model.kernels: kernel 3 of convolution 4"),
     ({"channels": [4, 4, 4], "kernels": [3, 3]}, "model.kernels: 2 kernel sizes for 3 convolutions"),
     ({"batch_norm": "sometimes"}, "model.batch_norm"),
+    ({"padding": "full"}, "model.padding"),
+    # "same" keeps 28 -> 14 -> 7 -> 3 -> 1: a fifth block gets a 1x1 image
+    ({"padding": "same", "channels": [4] * 5, "kernels": [3] * 5},
+     "model.kernels: kernel 3 of convolution 5 is larger than the 1x1 image"),
 ])
 def test_bad_cnn_shapes_are_named_in_one_line(model, named):
     with pytest.raises(MnistflowError) as caught:
@@ -63,7 +67,8 @@ def test_cnn_trains_evaluates_and_loads_without_unpickling(workdir, dataset, pat
     model, info = load_model(paths.model)  # torch.load(weights_only=True) inside
     assert isinstance(model, CNN) and not model.training
     assert info["architecture"] == {"kind": "cnn", "input_shape": [28, 28], "channels": [4, 8], "kernels": [5, 3],
-                                    "hidden": [16], "activation": "relu", "dropout": 0.1, "batch_norm": True}
+                                    "hidden": [16], "activation": "relu", "dropout": 0.1, "batch_norm": True,
+                                    "padding": "valid"}
     flat = session.data.test.x[:5]
     assert torch.equal(model(flat), model(flat.view(5, 1, 28, 28)))  # N x 784 and N x 1 x 28 x 28 alike
     assert evaluate_tensors(model, session.data.test)[1] == metrics["test"]["accuracy"]
@@ -155,3 +160,39 @@ def test_a_cnn_champion_is_judged_against_an_mlp_challenger(tmp_path, dataset):
     assert decision.champion_accuracy == evaluate_tensors(cnn_model, cnn_session.data.test)[1]
     assert decision.challenger_accuracy == evaluate_tensors(mlp_model, mlp_session.data.test)[1]
     assert decision.promote == (decision.challenger_accuracy > decision.champion_accuracy)
+
+
+def test_same_padding_keeps_the_frame_and_matches_the_size_rule():
+    from mnistflow.params import cnn_sizes
+
+    assert cnn_sizes((28, 28), [5, 3], "same") == [((28, 28), (28, 28)), ((14, 14), (14, 14))]
+    assert cnn_sizes((28, 28), [5, 3]) == [((28, 28), (24, 24)), ((12, 12), (10, 10))]
+    for padding in ("valid", "same"):
+        net = CNN([4, 8], [5, 3], [16], padding=padding)
+        (_, (height, width)) = cnn_sizes((28, 28), [5, 3], padding)[-1]
+        assert net.head[0].in_features == 8 * (height // 2) * (width // 2)
+        assert net(torch.zeros(3, 784)).shape == (3, 10)
+
+
+def test_options_added_later_keep_earlier_runs_digests_at_their_defaults():
+    """A run made before model.padding and train.augment.flip existed resumes, and its
+    champion is not retrained, because the defaults leave its params digest as it was."""
+    before = validate({})  # the digest as 70b0c62 (before both options) computed it
+    assert before.digest() == "475016366f975ff6c394ae7a05e0518ea269a120ac651b5c4d7e0f6d1ae93e3b"
+    assert validate({"train": {"augment": {"flip": True}}}).digest() != before.digest()
+    cnn = validate({"model": {"kind": "cnn"}})
+    assert cnn.digest() == "72acd5393978969604bebcbb8c8400c65cf4e272fabc70c1bf17be67b3c5217c"
+    assert validate({"model": {"kind": "cnn", "padding": "same"}}).digest() != cnn.digest()
+
+
+def test_random_flip_mirrors_about_half_the_images_and_is_seeded():
+    from mnistflow.tensors import random_flip
+
+    x = torch.arange(64 * 4 * 6, dtype=torch.float32).reshape(64, 24)
+    flipped = random_flip(x, torch.Generator().manual_seed(1), (4, 6))
+    again = random_flip(x, torch.Generator().manual_seed(1), (4, 6))
+    assert torch.equal(flipped, again)
+    images, out = x.view(64, 4, 6), flipped.view(64, 4, 6)
+    mirrored = [torch.equal(o, i.flip(-1)) for i, o in zip(images, out)]
+    assert all(m or torch.equal(o, i) for m, i, o in zip(mirrored, images, out))
+    assert 16 < sum(mirrored) < 48
