@@ -38,8 +38,8 @@ def architecture_line(architecture: dict[str, Any]) -> str:
     if architecture.get("kind", "mlp") == "mlp":
         return f"MLP on {shape} images: {head}"
     return (f"CNN on {shape} images: convolutions {architecture['channels']} with kernels {architecture['kernels']} "
-            f"({architecture.get('padding', 'valid')} padding, batch norm {'on' if architecture.get('batch_norm') else 'off'}, "
-            f"2x2 max-pooling), then {head}")
+            f"({architecture.get('convs_per_block', 1)} per block, {architecture.get('padding', 'valid')} padding, "
+            f"batch norm {'on' if architecture.get('batch_norm') else 'off'}, 2x2 max-pooling), then {head}")
 
 
 def confused_pairs(confusion: dict[str, Any], count: int = CONFUSED_PAIRS) -> list[tuple[str, str, int]]:

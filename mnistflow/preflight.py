@@ -25,11 +25,12 @@ def layer_sizes(params: Params, side: int = 28) -> tuple[int, list[int]]:
     model = params.model
     weights, outputs, flat = 0, [side * side], side * side
     if model.kind == "cnn":
-        sizes = cnn_sizes((side, side), list(model.kernels), model.padding)
+        convs = model.convs_per_block
+        sizes = cnn_sizes((side, side), list(model.kernels), model.padding, convs)
         for before, out, kernel, (_, (height, width)) in zip([1, *model.channels], model.channels, model.kernels,
                                                               sizes):
-            weights += before * out * kernel * kernel + out
-            outputs.append(out * height * width)
+            weights += (before + (convs - 1) * out) * out * kernel * kernel + convs * out
+            outputs += [out * height * width] * convs  # the inner ones are a little larger when valid
         height, width = sizes[-1][1]
         flat = model.channels[-1] * (height // 2) * (width // 2)
     widths = [flat, *model.hidden, 10]

@@ -173,7 +173,8 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
     """The network the params describe, for images of ``shape``, as plain data
     (recorded in the model file; ``models.network`` builds it)."""
     if model.kind == "cnn":
-        problem = cnn_shape_problem(shape, list(model.channels), list(model.kernels), model.padding)
+        problem = cnn_shape_problem(shape, list(model.channels), list(model.kernels), model.padding,
+                                    model.convs_per_block)
         if problem:
             raise MnistflowError(problem)
     common = {"kind": model.kind, "input_shape": list(shape), "hidden": list(model.hidden),
@@ -181,7 +182,7 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
     if model.kind == "mlp":
         return common
     return {**common, "channels": list(model.channels), "kernels": list(model.kernels),
-            "batch_norm": model.batch_norm, "padding": model.padding}
+            "batch_norm": model.batch_norm, "padding": model.padding, "convs_per_block": model.convs_per_block}
 
 
 def train_stage(params: Params, data: DeviceData, device: torch.device, data_digest: str,

@@ -5,7 +5,8 @@ model file, so that a file rebuilds its own network whatever the params say now:
 
     {"kind": "mlp", "input_shape": [28, 28], "hidden": [32], "activation": "relu", "dropout": 0.0}
     {"kind": "cnn", "input_shape": [28, 28], "channels": [24, 32], "kernels": [5, 3],
-     "hidden": [256], "activation": "relu", "dropout": 0.0, "batch_norm": false, "padding": "valid"}
+     "hidden": [256], "activation": "relu", "dropout": 0.0, "batch_norm": false, "padding": "valid",
+     "convs_per_block": 1}
 
 Model files written before the CNN existed have neither ``kind`` nor
 ``input_shape``: they are 28x28 MLPs. CNN files without ``padding`` are "valid".

@@ -1,5 +1,6 @@
 """The convolutional network: blocks of conv -> (batch norm) -> 2x2 max-pool ->
-activation, then the same fully connected head as the MLP.
+activation (with ``convs_per_block`` > 1, conv -> (batch norm) -> activation
+before the block's last conv), then the same fully connected head as the MLP.
 
 It takes the pipeline's flattened images (N x H*W) as well as N x 1 x H x W, so
 every step that feeds an MLP (batches, augmentation, evaluation, the judge)
@@ -25,18 +26,21 @@ from .mlp import ACTIVATIONS, dense_layers, max_norm_
 class CNN(nn.Module):
     def __init__(self, channels: list[int], kernels: list[int], hidden: list[int], activation: str = "relu",
                  dropout: float = 0.0, batch_norm: bool = False, input_shape: tuple[int, int] = (28, 28),
-                 classes: int = 10, padding: str = "valid") -> None:
+                 classes: int = 10, padding: str = "valid", convs_per_block: int = 1) -> None:
         super().__init__()
         self.input_shape = tuple(input_shape)
         blocks: list[nn.Module] = []
         width = 1
         for out, kernel in zip(channels, kernels):
-            # A bias before batch norm is cancelled by its mean subtraction.
-            blocks.append(nn.Conv2d(width, out, kernel, padding=padding, bias=not batch_norm))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(out))
+            for conv in range(convs_per_block):
+                # A bias before batch norm is cancelled by its mean subtraction.
+                blocks.append(nn.Conv2d(width, out, kernel, padding=padding, bias=not batch_norm))
+                if batch_norm:
+                    blocks.append(nn.BatchNorm2d(out))
+                if conv < convs_per_block - 1:
+                    blocks.append(ACTIVATIONS[activation]())
+                width = out
             blocks += [nn.MaxPool2d(2), ACTIVATIONS[activation]()]
-            width = out
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():  # the head's input size, from the shapes themselves
             flat = self.features(torch.zeros(1, 1, *self.input_shape)).numel()

@@ -48,6 +48,9 @@ def train_run(params, data_root, paths):
     ({"channels": [4, 4, 4], "kernels": [3, 3]}, "model.kernels: 2 kernel sizes for 3 convolutions"),
     ({"batch_norm": "sometimes"}, "model.batch_norm"),
     ({"padding": "full"}, "model.padding"),
+    ({"convs_per_block": 0}, "model.convs_per_block"),
+    # three valid 5x5s in block 1 leave 16x16, pooled to 8x8; in block 2 the second 5x5 gets 4x4
+    ({"convs_per_block": 3, "kernels": [5, 5]}, "model.kernels: kernel 5 of convolution 2 is larger than the 4x4"),
     # "same" keeps 28 -> 14 -> 7 -> 3 -> 1: a fifth block gets a 1x1 image
     ({"padding": "same", "channels": [4] * 5, "kernels": [3] * 5},
      "model.kernels: kernel 3 of convolution 5 is larger than the 1x1 image"),
@@ -68,7 +71,7 @@ def test_cnn_trains_evaluates_and_loads_without_unpickling(workdir, dataset, pat
     assert isinstance(model, CNN) and not model.training
     assert info["architecture"] == {"kind": "cnn", "input_shape": [28, 28], "channels": [4, 8], "kernels": [5, 3],
                                     "hidden": [16], "activation": "relu", "dropout": 0.1, "batch_norm": True,
-                                    "padding": "valid"}
+                                    "padding": "valid", "convs_per_block": 1}
     flat = session.data.test.x[:5]
     assert torch.equal(model(flat), model(flat.view(5, 1, 28, 28)))  # N x 784 and N x 1 x 28 x 28 alike
     assert evaluate_tensors(model, session.data.test)[1] == metrics["test"]["accuracy"]
@@ -162,16 +165,25 @@ def test_a_cnn_champion_is_judged_against_an_mlp_challenger(tmp_path, dataset):
     assert decision.promote == (decision.challenger_accuracy > decision.champion_accuracy)
 
 
-def test_same_padding_keeps_the_frame_and_matches_the_size_rule():
+def test_padding_and_convolutions_per_block_follow_the_one_size_rule():
+    """models.cnn builds what params.cnn_sizes says, and preflight counts its weights exactly."""
     from mnistflow.params import cnn_sizes
+    from mnistflow.preflight import layer_sizes
+    from mnistflow.train import architecture
+    from models import build_model
 
     assert cnn_sizes((28, 28), [5, 3], "same") == [((28, 28), (28, 28)), ((14, 14), (14, 14))]
     assert cnn_sizes((28, 28), [5, 3]) == [((28, 28), (24, 24)), ((12, 12), (10, 10))]
+    assert cnn_sizes((28, 28), [3, 3], "valid", 2) == [((28, 28), (24, 24)), ((12, 12), (8, 8))]
     for padding in ("valid", "same"):
-        net = CNN([4, 8], [5, 3], [16], padding=padding)
-        (_, (height, width)) = cnn_sizes((28, 28), [5, 3], padding)[-1]
-        assert net.head[0].in_features == 8 * (height // 2) * (width // 2)
-        assert net(torch.zeros(3, 784)).shape == (3, 10)
+        for convs in (1, 2):
+            params = validate({"model": {"kind": "cnn", "channels": [4, 8], "kernels": [3, 3], "hidden": [16],
+                                         "padding": padding, "convs_per_block": convs}})
+            net = build_model(architecture(params.model, (28, 28)))
+            (_, (height, width)) = cnn_sizes((28, 28), [3, 3], padding, convs)[-1]
+            assert net.head[0].in_features == 8 * (height // 2) * (width // 2)
+            assert sum(w.numel() for w in net.parameters()) == layer_sizes(params)[0]
+            assert net(torch.zeros(3, 784)).shape == (3, 10)
 
 
 def test_options_added_later_keep_earlier_runs_digests_at_their_defaults():
