@@ -70,7 +70,7 @@ def model_card(params: Params, metrics: dict[str, Any], training: dict[str, Any]
         f"- Params digest: `{metrics['params_digest']}`.",
         f"- Files: `model.pt` sha256 `{metrics.get('model', {}).get('sha256', 'not recorded')}`"
         + (f"; `model.onnx` sha256 `{onnx['sha256']}`" if onnx else "; no ONNX export") + ".",
-        f"- Libraries: " + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items()) + ".",
+        "- Libraries: " + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items()) + ".",
         "",
         "## Intended use",
         f"- For: {use}.",
