@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -49,15 +50,20 @@ def onnx_missing() -> str | None:
     return None
 
 
-def warm_up_exporter() -> None:
-    """Pay the exporter's one-time costs on a toy network: importing its stack
-    (torch.onnx, onnxscript, onnxruntime) and its first export's set-up, about
-    2.5 s of the first export in a process here, 0.5 s of the next. The flow's
-    command line does it on a thread while training runs."""
-    if onnx_missing() is None:
-        import onnxruntime  # noqa: F401
+# What the first export in a process imports, heaviest first: about half a second
+# of it here. Imported ahead (never a trial export: tracing is not thread-safe,
+# and the flow trains on its main thread meanwhile), the first export costs what
+# the next ones do.
+EXPORTER_MODULES = ("onnxruntime", "onnxscript.optimizer", "onnxscript.function_libs.torch_lib.ops",
+                    "torch.onnx._internal.exporter._core", "torch._functorch.aot_autograd",
+                    "torch._export.non_strict_utils", "torch._export.passes")
 
-        _onnx_program(ScaledInput(nn.Flatten(), 0.0, 1.0).eval(), (2, 2))
+
+def warm_up_exporter() -> None:
+    """Import the exporter's stack; the flow's command line does it on a thread."""
+    if onnx_missing() is None:
+        for module in EXPORTER_MODULES:
+            importlib.import_module(module)
 
 
 class ScaledInput(nn.Module):
@@ -102,7 +108,10 @@ def check(model: bytes, predictor: Predictor, images: np.ndarray) -> dict[str, A
     """onnxruntime against PyTorch on every image: argmax agreement and the largest logit gap."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    # One thread: its sums in one order, so the recorded difference is the same every run.
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     agree, largest = 0, 0.0
     for start in range(0, len(images), CHECK_CHUNK):
         pixels = (images[start:start + CHECK_CHUNK].astype(np.float32) / 255.0)[:, None]

@@ -13,7 +13,7 @@ from tests.helpers import tiny_params, write_dataset
 # Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
 INTEGRATION_MODULES = {"test_acceptance", "test_deployments", "test_dvc", "test_flow", "test_integration",
                        "test_server"}
-PROCESS_FIXTURES = {"prefect_server", "real_mnist", "small_disk", "postgres", "s3"}
+PROCESS_FIXTURES = {"prefect_server", "real_mnist", "real_fashion", "small_disk", "postgres", "s3"}
 
 
 def pytest_collection_modifyitems(items):
@@ -57,15 +57,27 @@ def params(dataset):
     return validate(tiny_params(directory, checksums))
 
 
+def _real_dataset(variable: str, name: str, required_in_ci: bool = True) -> Path:
+    mirror = os.environ.get(variable, "")
+    if not mirror or not (Path(mirror) / "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI") and (required_in_ci or mirror):
+            pytest.fail(f"CI must set {variable} to a directory holding the genuine {name}")
+        pytest.skip(f"{name} not reachable: set {variable} to a directory with the four *-ubyte.gz files")
+    return Path(mirror)
+
+
 @pytest.fixture(scope="session")
 def real_mnist() -> Path:
     """The real MNIST through the mirror setting, as an air-gapped user reaches it."""
-    mirror = os.environ.get("MNISTFLOW_MIRROR", "")
-    if not mirror or not (Path(mirror) / "train-images-idx3-ubyte.gz").exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must set MNISTFLOW_MIRROR to a directory holding the real MNIST")
-        pytest.skip("real MNIST not reachable: set MNISTFLOW_MIRROR to a directory with the four *-ubyte.gz files")
-    return Path(mirror)
+    return _real_dataset("MNISTFLOW_MIRROR", "MNIST")
+
+
+@pytest.fixture(scope="session")
+def real_fashion() -> Path:
+    """The genuine Fashion-MNIST, a mirror directory named by MNISTFLOW_FASHION_MIRROR
+    (the tests hand it to the pipeline as MNISTFLOW_MIRROR). .ci/run sets it when
+    ../shared holds it; set and unreachable fails in CI, as MNIST does."""
+    return _real_dataset("MNISTFLOW_FASHION_MIRROR", "Fashion-MNIST", required_in_ci=False)
 
 
 def run_steps(params, data_root: Path, paths: RunPaths) -> RunPaths:

@@ -36,3 +36,14 @@ def test_cnn_fast_preset_reaches_99_percent_on_real_mnist(tmp_path, real_mnist):
     metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
     assert metrics["architecture"]["kind"] == "cnn"
     assert metrics["test"]["accuracy"] >= 0.99, metrics["test"]
+
+
+@pytest.mark.slow
+def test_fashion_cnn_fast_preset_reaches_91_percent_on_genuine_fashion_mnist(tmp_path, real_fashion):
+    shutil.copy(REPO / "presets/fashion-cnn-fast.yaml", tmp_path / "params.yaml")
+    env = clean_env(MNISTFLOW_MIRROR=str(real_fashion))
+    for name in ("download", "split", "train", "evaluate"):
+        stage(tmp_path, name, env, check=True)
+    metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
+    assert metrics["dataset"]["name"] == "fashion-mnist" and metrics["architecture"]["padding"] == "same"
+    assert metrics["test"]["accuracy"] >= 0.91, metrics["test"]

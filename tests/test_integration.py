@@ -82,11 +82,12 @@ def test_killed_training_resumes_and_matches_an_unbroken_run(tmp_path, dataset):
     resumed = stage(killed, "train", check=True)
     assert "resuming stage 1 at epoch 3 of 3" in resumed.stderr
     assert "stage 1/2 epoch 1/3" not in resumed.stderr
-    stage(killed, "evaluate", check=True)
+    for name in ("export", "evaluate"):
+        stage(killed, name, check=True)
     a = json.loads((unbroken / "outputs/metrics.json").read_text())
     b = json.loads((killed / "outputs/metrics.json").read_text())
     assert a["val"] == b["val"] and a["test"] == b["test"]
-    for name in ("model.pt", "history.csv", "metrics.json"):
+    for name in ("model.pt", "history.csv", "model.onnx", "metrics.json"):
         assert (unbroken / "outputs" / name).read_bytes() == (killed / "outputs" / name).read_bytes()
 
 
