@@ -19,7 +19,7 @@ test: setup  ## the whole test suite (CI runs exactly this)
 	$(PY) -m pytest -q -n 2
 
 unit: setup  ## the in-process tests only, under a minute: the inner loop
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q -n 2 -m "not integration"
 
 repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
