@@ -96,18 +96,15 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: Datase
     started = time.perf_counter()
     train_all(params, session, files, paths, TASK_STEPS, progress_artifact=progress)
     train_seconds = time.perf_counter() - started
-    if hand_off:
-        export_task(paths, files.paths["test-images"])
-    metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
+    metrics = (hand_off_tasks(params, session, files, paths) if hand_off
+               else evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism))
     plots = plot_task(paths, params.plot)
-    if hand_off:
-        card_task(params, paths)
     return PipelineResult(files, session, metrics, plots, train_seconds)
 
 
 def hand_off_tasks(params: Params, session: Session, files: DatasetFiles, paths: RunPaths) -> dict[str, Any]:
-    """What a run that skipped them needs before promotion: the ONNX file, the
-    metrics that record its check, and the model card."""
+    """Export, evaluate (recording the export's check) and write the model card:
+    every run's evaluation, and a sweep winner's before promotion (its trial skipped them)."""
     export_task(paths, files.paths["test-images"])
     metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
     card_task(params, paths)

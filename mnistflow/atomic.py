@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -71,3 +72,18 @@ def write_with(path: str | os.PathLike[str], writer: Callable[[Path], None]) -> 
     """Let ``writer`` fill a temporary path (torch.save, savefig), then publish it."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def stamp(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
+    """(inode, mtime, size), or None when absent: a file replaced by rename, as
+    every file here is, gets a new stamp without its bytes being read."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

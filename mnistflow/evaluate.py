@@ -6,7 +6,6 @@ validation figures, so both report the same numbers the same way.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from importlib import metadata
@@ -68,8 +67,7 @@ def class_names(params: Params) -> list[str]:
 def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torch.device,
              paths: RunPaths, determinism: dict[str, Any] | None = None) -> dict[str, Any]:
     model, info = load_model(paths.model)
-    with open(paths.model, "rb") as fh:
-        model_sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    model_sha256 = atomic.sha256_of(paths.model)
     if info.get("data_digest") != files.digest or info.get("params_digest") != params.digest():
         raise MnistflowError(f"{paths.model}: trained with other params or data; run training first")
     model.to(device)

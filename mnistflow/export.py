@@ -131,7 +131,7 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
         raise MnistflowError(missing)
     predictor = Predictor.load(paths.model)
     done = recorded_check(paths, predictor.sha256)
-    if done and paths.onnx.exists() and _sha256(paths.onnx) == done["sha256"]:
+    if done and paths.onnx.exists() and atomic.sha256_of(paths.onnx) == done["sha256"]:
         log.info("%s is already this model's, checked: not exported again", paths.onnx)
         return done
     images = read_idx(test_images, 3)
@@ -148,11 +148,6 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     log.info("wrote %s: onnxruntime agrees with PyTorch on all %d test images (max logit difference %.1e)",
              paths.onnx, len(images), result["max_abs_logit_diff"])
     return result
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:

@@ -6,7 +6,6 @@ scale inputs, batch them and name classes the same way.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import atomic
 from .checkpoints import load_model
 from .datasets import DATASETS
 from .paths import RegistryPaths, RunPaths
@@ -45,9 +45,7 @@ class Predictor:
     @classmethod
     def load(cls, path: Path) -> "Predictor":
         model, record = load_model(path)  # a missing or bad file: one line naming it
-        with open(path, "rb") as fh:
-            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
-        return cls(Path(path), model, record, sha256, class_labels(record.get("dataset")))
+        return cls(Path(path), model, record, atomic.sha256_of(path), class_labels(record.get("dataset")))
 
     @property
     def input_shape(self) -> tuple[int, int]:

@@ -30,11 +30,6 @@ def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
     return {"data": data_digest, "params": params.digest(), "code": code_digest()}
 
 
-def sha256_of(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
     """The champion's record, after checking that its model.pt is the one promoted.
 
@@ -51,7 +46,7 @@ def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
     recorded = record.get("model_sha256")
     if recorded is not None:
         model = registry.champion_model
-        actual = sha256_of(model) if model.exists() else "missing"
+        actual = atomic.sha256_of(model) if model.exists() else "missing"
         if actual != recorded:
             raise MnistflowError(
                 f"{model}: sha256 {actual} is not the {recorded} recorded in {path} at promotion: the champion "

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import threading
 from importlib import resources
 from pathlib import Path
@@ -34,6 +33,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from . import atomic
 from .cli import run_main, setup_logging
 from .errors import MnistflowError
 from .imaging import ImageError, decode_image, to_model_input
@@ -52,18 +52,11 @@ class ModelHolder:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._stamp = self._stat()
+        self._stamp = atomic.stamp(self.path)
         self._predictor = Predictor.load(self.path)  # no model at start: the service does not start
 
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
     def current(self) -> Predictor:
-        stamp = self._stat()  # one stat per request: microseconds
+        stamp = atomic.stamp(self.path)  # one stat per request: microseconds
         if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:

@@ -51,20 +51,13 @@ def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunP
     the model and metrics so that their bytes stay the same from run to run. A
     run that found training finished leaves the record of the run that trained.
     """
-    before = _stamp(paths.model)
+    before = atomic.stamp(paths.model)
     started = time.perf_counter()
     for index in range(len(params.train.stages)):
         checkpoint = steps.train_stage(params, session.data, session.device.torch, files.digest, index, paths,
                                        device_reason=session.device.reason, **stage_options)
-    if _stamp(paths.model) != before or not paths.training.exists():
+    if atomic.stamp(paths.model) != before or not paths.training.exists():
         atomic.write_json(paths.training, {"seconds": round(time.perf_counter() - started, 3),
                                            "device": session.device.name, "reason": session.device.reason})
     return checkpoint
 
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_mtime_ns, stat.st_ino

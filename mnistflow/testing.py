@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float, name: str, output: Callable[[], str]) -> None:
+    """Until ``url`` answers 200; a process that exits or never answers is an error quoting its output."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited {proc.returncode}: {output()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{name} did not become healthy in {timeout:.0f}s")
+
+
+def stop_group(proc: subprocess.Popen | None, grace: float) -> None:
+    """SIGTERM the process's whole session, then SIGKILL what is left after ``grace`` seconds."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 class PrefectServer:
     """A real Prefect server on 127.0.0.1: SQLite in a temporary PREFECT_HOME, or the
     PostgreSQL database at ``database_url`` (``postgresql+asyncpg://...``)."""
@@ -66,17 +93,9 @@ class PrefectServer:
         self.proc = subprocess.Popen(
             [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited: {(self.home / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("prefect server did not become healthy")
+        wait_healthy(self.proc, f"{self.api_url}/health", timeout, "prefect server",
+                     lambda: (self.home / "server.log").read_text())
+        return self
 
     def post(self, path: str, body: dict | None = None):
         req = urllib.request.Request(f"{self.api_url}{path}", data=json.dumps(body or {}).encode(),
@@ -89,12 +108,7 @@ class PrefectServer:
             return json.loads(r.read())
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_group(self.proc, grace=30)
         self.log.close()
 
     def restart(self) -> "PrefectServer":
@@ -118,31 +132,19 @@ class Service:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mnistflow.serve", "--model", str(self.model), "--port", str(self.port)],
             cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mnistflow.serve exited {self.proc.returncode}: {self.output()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("mnistflow.serve did not become healthy")
+        try:
+            wait_healthy(self.proc, f"{self.url}/health", timeout, "mnistflow.serve", self.output)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def output(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_group(self.proc, grace=15)
 
     def __enter__(self) -> "Service":
         return self.start()

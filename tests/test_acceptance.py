@@ -27,23 +27,24 @@ def test_default_recipe_reaches_96_percent_on_real_mnist(tmp_path, real_mnist):
     assert metrics["test"]["accuracy"] >= 0.96, metrics["test"]
 
 
+def train_preset(work, preset: str, mirror) -> dict:
+    """A preset through the DVC stages' commands, the data through the mirror setting; its metrics."""
+    shutil.copy(REPO / "presets" / f"{preset}.yaml", work / "params.yaml")
+    env = clean_env(MNISTFLOW_MIRROR=str(mirror))
+    for name in ("download", "split", "train", "evaluate"):
+        stage(work, name, env, check=True)
+    return json.loads((work / "outputs/metrics.json").read_text())
+
+
 @pytest.mark.slow
 def test_cnn_fast_preset_reaches_99_percent_on_real_mnist(tmp_path, real_mnist):
-    shutil.copy(REPO / "presets/cnn-fast.yaml", tmp_path / "params.yaml")
-    env = clean_env(MNISTFLOW_MIRROR=str(real_mnist))
-    for name in ("download", "split", "train", "evaluate"):
-        stage(tmp_path, name, env, check=True)
-    metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
+    metrics = train_preset(tmp_path, "cnn-fast", real_mnist)
     assert metrics["architecture"]["kind"] == "cnn"
     assert metrics["test"]["accuracy"] >= 0.99, metrics["test"]
 
 
 @pytest.mark.slow
 def test_fashion_cnn_fast_preset_reaches_91_percent_on_genuine_fashion_mnist(tmp_path, real_fashion):
-    shutil.copy(REPO / "presets/fashion-cnn-fast.yaml", tmp_path / "params.yaml")
-    env = clean_env(MNISTFLOW_MIRROR=str(real_fashion))
-    for name in ("download", "split", "train", "evaluate"):
-        stage(tmp_path, name, env, check=True)
-    metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
+    metrics = train_preset(tmp_path, "fashion-cnn-fast", real_fashion)
     assert metrics["dataset"]["name"] == "fashion-mnist" and metrics["architecture"]["padding"] == "same"
     assert metrics["test"]["accuracy"] >= 0.91, metrics["test"]
