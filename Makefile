@@ -7,9 +7,12 @@ PY := $(VENV)/bin/python
 .PHONY: run test unit repro serve bench setup clean
 setup: $(VENV)/.installed
 
+# Set-up also makes Prefect's database (in PREFECT_HOME, ~/.prefect by default):
+# left to the first run's server start, its migrations add 6 s to that run.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[dev]'
+	test -n "$$PREFECT_API_URL" || $(VENV)/bin/prefect server database upgrade -y > /dev/null
 	touch $@
 
 run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml

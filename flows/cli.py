@@ -17,7 +17,7 @@ from flows.server import api_settings
 from mnistflow.cli import run_main
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
-from mnistflow.paths import DEFAULT_RUN_DIR, roots
+from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.preflight import preflight
 
 
@@ -59,22 +59,24 @@ def flow_run_link(state: Any) -> str:
     return f"{ui}/runs/flow-run/{state.state_details.flow_run_id}" if ui else "(no UI)"
 
 
-def _preload() -> None:
+def _preload(paths: RunPaths, params_digest: str) -> None:
+    from mnistflow.plots import make_plots  # noqa: F401  (matplotlib: the plot task's import)
+    from mnistflow.export import export_pending, warm_up_exporter
     from mnistflow.train import warm_up_optimizers
 
-    warm_up_optimizers()  # needed first: by the first training stage
-    from mnistflow.plots import make_plots  # noqa: F401  (matplotlib: the plot task's import)
-    from mnistflow.export import warm_up_exporter
+    # A finished run started again (`make run` twice) neither trains nor exports:
+    # these 2-3 s of imports would only compete for the GIL with the tasks that run.
+    if export_pending(paths, params_digest):
+        warm_up_optimizers()  # needed first: by the first training stage
+        warm_up_exporter()
 
-    warm_up_exporter()
 
-
-def preload_in_background() -> None:
-    """Import what the flow's tasks will need later (torch._dynamo through the first
-    optimizer, matplotlib, the ONNX exporter) on a thread, while this process spends
-    its first seconds waiting on the Prefect server to set the flow run up, and
-    then while training runs."""
-    threading.Thread(target=_preload, name="mnistflow-preload", daemon=True).start()
+def preload_in_background(paths: RunPaths, params_digest: str) -> None:
+    """Import what the flow's tasks will need later (matplotlib; torch._dynamo through
+    the first optimizer and the ONNX exporter, when the run will train and export) on
+    a thread, while this process spends its first seconds waiting on the Prefect
+    server to set the flow run up, and then while training runs."""
+    threading.Thread(target=_preload, args=(paths, params_digest), name="mnistflow-preload", daemon=True).start()
 
 
 def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
@@ -101,7 +103,7 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         params = load_params(args.params)  # a bad params file fails here, before Prefect starts
-        preload_in_background()
+        preload_in_background(RunPaths(args.run_dir), params.digest())
         where = roots(data=args.data_root, registry=folders.get("registry_dir"))
         preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])])
         quiet_user_errors()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from models.checkpoint import MODEL_FORMAT, CheckpointError, decode
 
 from . import atomic
 from .errors import MnistflowError
@@ -41,11 +44,10 @@ INPUT, OUTPUT = "pixels", "logits"
 
 
 def onnx_missing() -> str | None:
-    """Why ONNX export cannot run here, or None when it can."""
+    """Why ONNX export cannot run here, or None when it can. Finds the packages
+    without importing them: a run whose model is already exported imports none."""
     for module in ("onnx", "onnxscript", "onnxruntime"):
-        try:
-            __import__(module)
-        except ImportError:
+        if importlib.util.find_spec(module) is None:
             return f"ONNX export needs {module}: install the export extra (pip install -e '.[export]')"
     return None
 
@@ -130,8 +132,8 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     if missing:
         raise MnistflowError(missing)
     predictor = Predictor.load(paths.model)
-    done = recorded_check(paths, predictor.sha256)
-    if done and paths.onnx.exists() and atomic.sha256_of(paths.onnx) == done["sha256"]:
+    done = exported_check(paths, predictor.sha256)
+    if done:
         log.info("%s is already this model's, checked: not exported again", paths.onnx)
         return done
     images = read_idx(test_images, 3)
@@ -148,6 +150,24 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     log.info("wrote %s: onnxruntime agrees with PyTorch on all %d test images (max logit difference %.1e)",
              paths.onnx, len(images), result["max_abs_logit_diff"])
     return result
+
+
+def exported_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:
+    """The recorded check when ``model.onnx`` is already this model's checked export, else None."""
+    done = recorded_check(paths, model_sha256)
+    if done and paths.onnx.exists() and atomic.sha256_of(paths.onnx) == done["sha256"]:
+        return done
+    return None
+
+
+def export_pending(paths: RunPaths, params_digest: str) -> bool:
+    """Whether a run of these params in this folder has an export ahead of it: False
+    only when ``model.pt`` is these params' model and ``model.onnx`` its checked export."""
+    try:
+        record = decode(paths.model, MODEL_FORMAT)
+    except CheckpointError:  # no model yet, or one that training will replace
+        return True
+    return record.get("params_digest") != params_digest or exported_check(paths, atomic.sha256_of(paths.model)) is None
 
 
 def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:

@@ -88,6 +88,17 @@ def test_metrics_do_not_claim_a_check_made_for_another_model(params, workdir):
     assert export_module.recorded_check(paths, "0" * 64) is None
 
 
+def test_export_pending_only_until_these_params_model_is_exported(params, workdir):
+    # What decides whether `make run` imports the exporter ahead of time.
+    paths = RunPaths(workdir / "outputs")
+    assert export_module.export_pending(paths, params.digest())  # nothing trained yet
+    run_steps(params, workdir / "data", paths)
+    assert not export_module.export_pending(paths, params.digest())
+    assert export_module.export_pending(paths, "0" * 64)  # other params: training will replace model.pt
+    paths.onnx.write_bytes(b"not this model's export")
+    assert export_module.export_pending(paths, params.digest())
+
+
 def test_model_card_reports_the_run(params, workdir):
     paths = run_steps(params, workdir / "data", RunPaths(workdir / "outputs"))
     card, metrics = paths.card.read_text(), json.loads(paths.metrics.read_text())
