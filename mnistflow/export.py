@@ -167,7 +167,9 @@ def export_pending(paths: RunPaths, params_digest: str) -> bool:
         record = decode(paths.model, MODEL_FORMAT)
     except CheckpointError:  # no model yet, or one that training will replace
         return True
-    return record.get("params_digest") != params_digest or exported_check(paths, atomic.sha256_of(paths.model)) is None
+    if record.get("params_digest") != params_digest:
+        return True
+    return exported_check(paths, atomic.sha256_of(paths.model)) is None
 
 
 def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:
