@@ -64,13 +64,9 @@ def _preload(paths: RunPaths, params_digest: str) -> None:
     from mnistflow.export import export_pending, warm_up_exporter
     from mnistflow.train import warm_up_optimizers
 
-    try:
-        pending = export_pending(paths, params_digest)
-    except Exception:  # an unreadable model.pt: the run's own tasks will say what is wrong
-        pending = True
     # A finished run started again (`make run` twice) neither trains nor exports:
     # these 2-3 s of imports would only compete for the GIL with the tasks that run.
-    if pending:
+    if export_pending(paths, params_digest):
         warm_up_optimizers()  # needed first: by the first training stage
         warm_up_exporter()
 

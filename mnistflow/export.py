@@ -164,12 +164,11 @@ def export_pending(paths: RunPaths, params_digest: str) -> bool:
     """Whether a run of these params in this folder has an export ahead of it: False
     only when ``model.pt`` is these params' model and ``model.onnx`` its checked export."""
     try:
-        record = decode(paths.model, MODEL_FORMAT)
-    except CheckpointError:  # no model yet, or one that training will replace
+        if decode(paths.model, MODEL_FORMAT).get("params_digest") != params_digest:
+            return True  # training will replace it
+        return exported_check(paths, atomic.sha256_of(paths.model)) is None
+    except (CheckpointError, OSError):  # no model yet, or an unreadable one: the run's tasks say what is wrong
         return True
-    if record.get("params_digest") != params_digest:
-        return True
-    return exported_check(paths, atomic.sha256_of(paths.model)) is None
 
 
 def recorded_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:
