@@ -28,7 +28,7 @@ repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro
 
 serve: setup  ## the champion (else outputs/model.pt) over HTTP, with a page to draw on
-	$(PY) -m mnistflow.serve
+	$(PY) -m serving.service
 
 bench: setup  ## speed against the original recipe (see bench/README.md)
 	$(PY) -m bench.speed

@@ -31,7 +31,9 @@ from mnistflow.download import download  # noqa: E402
 from mnistflow.evaluate import evaluate  # noqa: E402
 from mnistflow.params import load_params, validate  # noqa: E402
 from mnistflow.paths import RunPaths  # noqa: E402
-from mnistflow.session import open_session, train_all  # noqa: E402
+from mnistflow.device import select_device  # noqa: E402
+from mnistflow.session import open_session  # noqa: E402
+from mnistflow.train import quiet, train_all  # noqa: E402
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -47,7 +49,7 @@ def changed(params, device: str, **train):
 def run(name: str, device: str, params, files, paths: RunPaths, **train) -> dict:
     params = changed(params, device, **train)
     seconds, session = time_training(params, files, paths)
-    metrics = evaluate(params, session.data, files, session.device.torch, paths)
+    metrics = evaluate(params, session.data, files, session.runtime, paths)
     variant = ", ".join(f"{k}={v}" for k, v in train.items())
     return {"recipe": name + (f" ({variant})" if variant else ""), "device": device,
             "data_device": str(session.data.train.x.device), "train_seconds": round(seconds, 3),
@@ -58,13 +60,13 @@ def syncs_per_epoch(params, files, paths: RunPaths) -> int:
     """How many host synchronisations one training epoch makes on CUDA."""
     first = params.train.stages[0].model_dump(mode="json")
     one_epoch = changed(params, "cuda", stages=[{**first, "epochs": 1}])
-    session = open_session(one_epoch, files, paths)
+    session = open_session(one_epoch, files, paths, select_device(one_epoch.device))
     paths.last_checkpoint.unlink(missing_ok=True)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("warn")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        train_all(one_epoch, session, files, paths, progress=lambda row: None)
+        train_all(one_epoch, session, files, paths, on_epoch=quiet)
     torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
 

@@ -15,27 +15,28 @@ from pathlib import Path
 
 import torch
 
-from mnistflow.train import warm_up_optimizers
+from mnistflow.device import select_device
 from mnistflow.download import DatasetFiles, download
 from mnistflow.evaluate import evaluate
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
-from mnistflow.session import Session, open_session, train_all
+from mnistflow.session import Session, open_session
 from mnistflow.split import make_split
+from mnistflow.train import quiet, train_all, warm_up_optimizers
 
 
 def time_training(params: Params, files: DatasetFiles, paths: RunPaths) -> tuple[float, Session]:
     """Seconds of training from scratch (all stages), with the data already on the device."""
     make_split(files, params.data, paths.split)
-    session = open_session(params, files, paths)
+    session = open_session(params, files, paths, select_device(params.device))
     for path in (paths.last_checkpoint, paths.model):
         path.unlink(missing_ok=True)  # time a run from scratch, never a resume
     warm_up_optimizers()
-    cuda = session.device.torch.type == "cuda"
+    cuda = session.runtime.torch.type == "cuda"
     if cuda:
         torch.cuda.synchronize()
     started = time.perf_counter()
-    train_all(params, session, files, paths, progress=lambda row: None)
+    train_all(params, session, files, paths, on_epoch=quiet)
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - started, session
@@ -46,15 +47,15 @@ def main(params_file: str, name: str, work: Path) -> None:
     paths = RunPaths(work / "outputs")
     files = download(params.data, work / "data")
     seconds, session = time_training(params, files, paths)
-    metrics = evaluate(params, session.data, files, session.device.torch, paths)
+    metrics = evaluate(params, session.data, files, session.runtime, paths)
     epochs = sum(stage.epochs for stage in params.train.stages)
     print(json.dumps({
         "name": name, "train_seconds": seconds,
         "samples_per_second": len(session.data.train) * epochs / seconds,
         "val_accuracy": metrics["val"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if session.device.torch.type == "cuda" else 0.0,
-        "threads": params.train.threads, "device": session.device.name,
+        "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if session.runtime.torch.type == "cuda" else 0.0,
+        "threads": params.train.threads, "device": session.runtime.device.name,
     }))
 
 

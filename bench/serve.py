@@ -1,6 +1,6 @@
 """Serving latency over HTTP on 127.0.0.1: ``python -m bench.serve [--requests 500]``
 
-Starts ``python -m mnistflow.serve`` (a real uvicorn process) on a model file
+Starts ``python -m serving.service`` (a real uvicorn process) on a model file
 of the default MLP (params.yaml) and then of the cnn-fast preset's CNN, and
 times, from one keep-alive client:
 
@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     import httpx
 
-    from mnistflow.testing import Service, clean_env
+    from harness.real_parts import Service, clean_env
 
     images = test_images()
     pixels = (images / 255.0).round(4)

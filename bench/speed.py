@@ -101,7 +101,7 @@ def orchestration(scratch: Path, env: dict[str, str], train_seconds: float, base
     """End to end, as a user meets it: the original script's whole process against
     the flow's whole process (cold: the first run after set-up starts the local
     Prefect server; warm: the server is up), then `dvc repro` against training alone."""
-    from mnistflow.testing import copy_repo, free_port  # the same real parts as the tests
+    from harness.real_parts import copy_repo, free_port  # the same real parts as the tests
 
     repo = copy_repo(scratch / "repo")
     dvc = str(Path(PY).with_name("dvc"))

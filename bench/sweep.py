@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def sweep_once(work: Path, spec: Path, workers: int, runs: str, env: dict[str, str]) -> dict:
-    from mnistflow.testing import run
+    from harness.real_parts import run
 
     started = time.perf_counter()
     result = run([sys.executable, "-m", "flows.sweep", str(spec), "--workers", str(workers), "--runs-root", runs],
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("MNISTFLOW_MIRROR"):
         sys.exit("set MNISTFLOW_MIRROR to a directory (or URL) holding the real MNIST *-ubyte.gz files")
-    from mnistflow.testing import PrefectServer
+    from harness.real_parts import PrefectServer
 
     with tempfile.TemporaryDirectory(prefix="mnistflow-sweep-bench-") as tmp:
         work = Path(tmp)

@@ -1,7 +1,7 @@
 """``python -m flows.X``: the command-line plumbing shared by the flows.
 
 Validate the params before Prefect starts, run the flow, and turn a user's
-mistake into one line (mnistflow.cli); Prefect's own logging of a failed task
+mistake into one line (mnistflow.entry); Prefect's own logging of a failed task
 loses its traceback when the cause is a user's mistake.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from flows.server import api_settings
-from mnistflow.cli import run_main
+from mnistflow.entry import run_main
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
-from mnistflow.preflight import preflight
+from mnistflow.preflight import writable
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -79,33 +79,24 @@ def preload_in_background(paths: RunPaths, params_digest: str) -> None:
     threading.Thread(target=_preload, args=(paths, params_digest), name="mnistflow-preload", daemon=True).start()
 
 
-def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
-                          summary: Callable[[Any, str], str], with_registry: bool = False) -> None:
-    """Parse the common flags, run ``flow_fn`` with them on the Prefect API
-    (flows.server), print ``summary(result, link to the run in the UI)``."""
+def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
+                     summary: Callable[[Any, str], str], add_arguments: Callable[[argparse.ArgumentParser], None],
+                     prepare: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
+    """The one command-line path of every flow: parse (``add_arguments``), check what
+    can be checked before Prefect starts and make the flow's arguments (``prepare``),
+    run ``flow_fn`` on the Prefect API (flows.server), print ``summary(result, link
+    to the run in the UI)``. A user's mistake anywhere is one line (mnistflow.entry)."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="the run's folder (default: outputs/)")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/)")
-    if with_registry:
-        parser.add_argument("--registry", type=Path, default=None,
-                            help="champion and run records (default: $MNISTFLOW_REGISTRY or registry/)")
+    add_arguments(parser)
     parser.add_argument("--heartbeat", action="store_true",
                         help="send flow-run heartbeats (off by default for a run started by hand)")
     args = parser.parse_args()
-    folders = {"run_dir": args.run_dir, "data_root": args.data_root}
-    if with_registry:
-        folders["registry_dir"] = args.registry
 
     def run() -> None:
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        params = load_params(args.params)  # a bad params file fails here, before Prefect starts
-        preload_in_background(RunPaths(args.run_dir), params.digest())
-        where = roots(data=args.data_root, registry=folders.get("registry_dir"))
-        preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])])
+        kwargs = prepare(args)  # a bad params or sweep file fails here, before Prefect starts
         quiet_user_errors()
         show_own_logs()
         # Heartbeats let a server notice a run whose worker died (zombie detection).
@@ -113,9 +104,38 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         # 1-second sleep delays the end of every flow run by up to a second.
         heartbeat = {} if args.heartbeat else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
         with temporary_settings({**api_settings(), **heartbeat}):
-            state = flow_fn(params=params, params_file=str(args.params), return_state=True, **folders)
+            state = flow_fn(**kwargs, return_state=True)
             link = flow_run_link(state)
         result = state.result()  # raises the flow's exception: MnistflowError -> one line
         print(summary(result, link))
 
     run_main(run)
+
+
+def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: str,
+                          summary: Callable[[Any, str], str], with_registry: bool = False) -> None:
+    """A pipeline flow's command line: --params, --run-dir, --data-root (and --registry)."""
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+        parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
+                            help="the run's folder (default: outputs/)")
+        parser.add_argument("--data-root", type=Path, default=None,
+                            help="where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/)")
+        if with_registry:
+            parser.add_argument("--registry", type=Path, default=None,
+                                help="champion and run records (default: $MNISTFLOW_REGISTRY or registry/)")
+
+    def prepare(args: argparse.Namespace) -> dict[str, Any]:
+        params = load_params(args.params)
+        preload_in_background(RunPaths(args.run_dir), params.digest())
+        registry = args.registry if with_registry else None
+        where = roots(data=args.data_root, registry=registry)
+        # The folders now; the device and its memory in the flow, which chooses the device once.
+        for folder in (args.run_dir, where.data, *([where.registry] if with_registry else [])):
+            writable(folder)
+        kwargs = {"params": params, "params_file": str(args.params), "run_dir": args.run_dir,
+                  "data_root": args.data_root}
+        return {**kwargs, "registry_dir": registry} if with_registry else kwargs
+
+    run_flow_command(flow_fn, prog, description, summary, add_arguments, prepare)

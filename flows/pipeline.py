@@ -1,8 +1,10 @@
-"""The pipeline's task graph, shared by the training and retraining flows.
+"""The pipeline's task graph, shared by the training, retraining and sweep flows.
 
-Call ``run_pipeline`` inside a flow: each step is a task run, each training
-stage its own. The sequence device -> determinism -> tensors -> stages is
-``mnistflow.session``'s, with the Prefect tasks passed in as its steps.
+Call ``run_pipeline`` inside a flow: the flow calls each step's task itself,
+one task run per step and one per training stage, in the order of the plain
+sequence the DVC stages run (mnistflow/stages.py): download -> split ->
+runtime on the device chosen once -> tensors -> stages -> export, evaluate,
+model card -> plots.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Any, Iterator
 from prefect import get_run_logger
 from prefect.concurrency.sync import concurrency
 
+from lifecycle.workspace import dvc_lock, dvc_root_writing
+from mnistflow.device import DeviceChoice, Runtime, configure_runtime
 from mnistflow.download import DatasetFiles
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
-from mnistflow.session import Session, Steps, open_session, train_all
-from mnistflow.workspace import dvc_lock, dvc_root_writing
+from mnistflow.preflight import preflight
+from mnistflow.tensors import DeviceData
+from mnistflow.train import training_record
 from tasks.card import card_task
 from tasks.device import device_task
 from tasks.download import download_task
@@ -33,13 +38,13 @@ from tasks.train import start_progress, train_stage_task
 
 # Runs that write outputs/ take this slot one at a time; see docs/operations.md, "Overlapping runs".
 OUTPUTS_LIMIT = "mnistflow-outputs"
-TASK_STEPS = Steps(select_device=device_task, load_device_data=tensors_task, train_stage=train_stage_task)
 
 
 @dataclass
 class PipelineResult:
     files: DatasetFiles
-    session: Session
+    runtime: Runtime
+    data: DeviceData
     metrics: dict[str, Any]
     plots: list[Path]
     train_seconds: float
@@ -63,6 +68,15 @@ def resolve_params(params: Params | None, params_file: str | Path) -> Params:
     return params if params is not None else load_params(params_file)
 
 
+def checked_device(params: Params, folders: list[Path]) -> DeviceChoice:
+    """The run's one device choice, and every check that needs no write, for that device:
+    ``device: cuda:7`` where there is none, a network that cannot fit, a folder that
+    cannot be written, all refused before the run writes anything."""
+    device = device_task(params.device)
+    preflight(params, folders, device)
+    return device
+
+
 @contextlib.contextmanager
 def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None]:
     """A run in the DVC workspace (a folder dvc.yaml writes) goes one at a time:
@@ -81,31 +95,41 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
         yield root
 
 
-def run_pipeline(params: Params, paths: RunPaths, data_root: Path, files: DatasetFiles | None = None,
-                 progress_artifact: bool = True, hand_off: bool = True) -> PipelineResult:
-    """The whole pipeline as task runs. A sweep's trials pass ``progress_artifact=False``
-    (dozens of trials moving one progress bar would tell nobody anything) and
-    ``hand_off=False``: no ONNX file or model card for every trial, only for the
-    one promoted (``hand_off_tasks``)."""
+def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: DeviceChoice,
+                 files: DatasetFiles | None = None, progress_artifact: bool = True,
+                 hand_off: bool = True) -> PipelineResult:
+    """The whole pipeline as task runs, on the ``device`` the flow chose. A sweep's
+    trials pass ``progress_artifact=False`` (dozens of trials moving one progress bar
+    would tell nobody anything) and ``hand_off=False``: no ONNX file or model card for
+    every trial, only for the one promoted (``hand_off_tasks``)."""
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     files = files or download_task(params.data, data_root)
     split_task(files, params.data, paths.split)
-    session = open_session(params, files, paths, TASK_STEPS)
-    total_epochs = sum(stage.epochs for stage in params.train.stages)
-    progress = start_progress(total_epochs) if progress_artifact else None
+    runtime, data = runtime_and_tensors(params, files, paths, device)
+    progress = start_progress(sum(s.epochs for s in params.train.stages)) if progress_artifact else None
     started = time.perf_counter()
-    train_all(params, session, files, paths, TASK_STEPS, progress_artifact=progress)
+    with training_record(paths, device):
+        for index in range(len(params.train.stages)):
+            train_stage_task(params, data, runtime, files.digest, index, paths, progress)
     train_seconds = time.perf_counter() - started
-    metrics = (hand_off_tasks(params, session, files, paths) if hand_off
-               else evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism))
+    metrics = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
+               else evaluate_task(params, data, files, runtime, paths))
     plots = plot_task(paths, params.plot)
-    return PipelineResult(files, session, metrics, plots, train_seconds)
+    return PipelineResult(files, runtime, data, metrics, plots, train_seconds)
 
 
-def hand_off_tasks(params: Params, session: Session, files: DatasetFiles, paths: RunPaths) -> dict[str, Any]:
+def runtime_and_tensors(params: Params, files: DatasetFiles, paths: RunPaths,
+                        device: DeviceChoice) -> tuple[Runtime, DeviceData]:
+    """How the run computes on the device chosen, and the split's tensors on it."""
+    runtime = configure_runtime(device, params.train.threads, params.train.precision)
+    return runtime, tensors_task(files, paths.split, runtime.torch, params.data.normalize)
+
+
+def hand_off_tasks(params: Params, data: DeviceData, runtime: Runtime, files: DatasetFiles,
+                   paths: RunPaths) -> dict[str, Any]:
     """Export, evaluate (recording the export's check) and write the model card:
     every run's evaluation, and a sweep winner's before promotion (its trial skipped them)."""
     export_task(paths, files.paths["test-images"])
-    metrics = evaluate_task(params, session.data, files, session.device.torch, paths, session.determinism)
+    metrics = evaluate_task(params, data, files, runtime, paths)
     card_task(params, paths)
     return metrics

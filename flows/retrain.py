@@ -20,21 +20,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
 
 from flows.cli import run_from_command_line
-from flows.pipeline import resolve_params, run_folder_guard, run_pipeline
-from mnistflow import registry
+from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
+from flows.promotion import DvcVersioning, judge_and_promote, new_record
+from lifecycle import registry
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
-from mnistflow.preflight import preflight
 from tasks.download import download_task
-from tasks.judge import judge_task
-from tasks.promote import promote_task
 from tasks.record import record_task
 from tasks.report import report_task
-from tasks.version import version_task
 
 
 @flow(name="mnist-retraining", log_prints=True)
@@ -60,15 +56,11 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
     paths = RunPaths(Path(run_dir))
     where = roots(data=data_root, registry=registry_dir)
     registry_paths = RegistryPaths(where.registry)
-    preflight(params, [paths.dir, where.data, where.registry])  # before anything is written
+    device = checked_device(params, [paths.dir, where.data, where.registry])  # before anything is written
     with run_folder_guard(paths, dataset_dir(params.data, where.data)) as dvc_root:
         files = download_task(params.data, where.data)
         champion = registry.read_champion(registry_paths)
-        record: dict[str, Any] = {
-            "run_id": str(flow_run.id or "local"), "flow_run_name": flow_run.name, "time": registry.now(),
-            "data_digest": files.digest, "fingerprint": registry.fingerprint(files.digest, params),
-            "params": params.model_dump(mode="json"),
-        }
+        record = new_record(params, files, "retrain")
         if champion is not None and champion.get("fingerprint") == record["fingerprint"]:
             reason = "data, params and code unchanged since the champion was trained; nothing to do"
             logger.info(reason)
@@ -78,22 +70,9 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                                      f"(champion from run `{champion['run_id']}`).", key="training-report")
             return {"trained": False, "promoted": False, "reason": reason}
 
-        result = run_pipeline(params, paths, where.data, files)
-        decision = judge_task(paths.model, registry_paths, result.session.data, promotion_margin)
-        logger.info("%s: %s", "promote" if decision.promote else "keep the champion", decision.reason)
-        record.update(trained=True, promoted=decision.promote, reason=decision.reason,
-                      challenger_test_accuracy=decision.challenger_accuracy,
-                      champion_test_accuracy=decision.champion_accuracy,
-                      metrics={"val": result.metrics["val"], "test": {
-                          k: result.metrics["test"][k] for k in ("accuracy", "loss")}},
-                      promotion_margin=promotion_margin)
-        if dvc_version:
-            message = (f"retrain {record['run_id']}: test accuracy {decision.challenger_accuracy:.4f}, "
-                       f"{'promoted' if decision.promote else 'not promoted'}")
-            record["dvc"] = version_task(dvc_root, paths, params, message, dvc_push)
-        if decision.promote:
-            record["champion_path"] = promote_task(paths, registry_paths, record)
-        record_task(registry_paths, record)
+        result = run_pipeline(params, paths, where.data, device, files)
+        decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
+                                     DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics)
         report_task(result.metrics, paths.history, result.plots,
                     {"promoted": decision.promote, "reason": decision.reason})
     return {"trained": True, "promoted": decision.promote, "reason": decision.reason,

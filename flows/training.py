@@ -1,4 +1,4 @@
-"""The training flow: download -> split -> device -> tensors -> stages -> evaluate -> plot.
+"""The training flow: download -> split -> device -> tensors -> stages -> export, evaluate, card -> plot.
 
 Run it directly from the repository root::
 
@@ -19,11 +19,10 @@ from typing import Any
 from prefect import flow
 
 from flows.cli import run_from_command_line
-from flows.pipeline import resolve_params, run_folder_guard, run_pipeline
+from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
-from mnistflow.preflight import preflight
 from tasks.report import report_task
 from tasks.version import outside_workspace, version_task
 
@@ -42,9 +41,9 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
     data = roots(data=data_root).data
-    preflight(params, [paths.dir, data])  # device, memory, folders: before anything is written
+    device = checked_device(params, [paths.dir, data])  # device, memory, folders: before anything is written
     with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
-        result = run_pipeline(params, paths, data)
+        result = run_pipeline(params, paths, data, device)
         report_task(result.metrics, paths.history, result.plots)
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
@@ -55,7 +54,7 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     return {
         "val_accuracy": result.metrics["val"]["accuracy"],
         "test_accuracy": result.metrics["test"]["accuracy"],
-        "device": result.session.device.name,
+        "device": result.runtime.device.name,
         "plots": [str(p) for p in result.plots],
         "metrics": str(paths.metrics),
         "model": str(paths.model),

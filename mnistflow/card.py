@@ -21,7 +21,7 @@ CONFUSED_PAIRS = 5
 
 USE = {
     "mnist": ("single handwritten digits, 0-9, written alone, centred and scaled as MNIST's were "
-              "(`mnistflow.predict` and the service prepare pictures that way)",
+              "(`serving.predict` and the service prepare pictures that way)",
               "general handwriting: letters, several digits in one image, digits written in other styles, "
               "photographs without cropping to one digit, or any decision that matters to a person"),
     "fashion-mnist": ("28x28 grey pictures of one garment or shoe from Zalando's ten catalogue classes, on a "
@@ -107,8 +107,8 @@ def model_card(params: Params, metrics: dict[str, Any], training: dict[str, Any]
         "- Figures are for this one seeded run; another seed or machine moves them by a few tenths of a point.",
         "",
         "## How to use",
-        "- `python -m mnistflow.predict --model model.pt digit.png`",
-        "- `python -m mnistflow.serve --model model.pt` (a page to draw on at http://127.0.0.1:8000/)",
+        "- `python -m serving.predict --model model.pt digit.png`",
+        "- `python -m serving.service --model model.pt` (a page to draw on at http://127.0.0.1:8000/)",
         "- Without PyTorch: `model.onnx` takes `pixels` (N x 1 x H x W, float32 in [0, 1]) and gives `logits`.",
         "",
     ]

@@ -80,3 +80,9 @@ DATASETS: dict[str, DatasetSpec] = {
         classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
     ),
 }
+
+
+def class_labels(dataset: str | None) -> list[str]:
+    """The dataset's class names; a custom dataset's classes are its label numbers."""
+    spec = DATASETS.get(dataset or "")
+    return list(spec.classes) if spec else [str(i) for i in range(10)]

@@ -1,8 +1,16 @@
-"""Step 4: choose the device once, and say why."""
+"""Choose the device once, say why, and fix how it computes: the run's ``Runtime``.
+
+An entry point (the flow, a DVC stage) calls ``select_device`` once and hands
+the choice to the memory check and then to ``configure_runtime``; the tensors,
+training and evaluation all take that one ``Runtime``. So with ``auto`` on a
+machine of several GPUs, the GPU whose memory was checked is the GPU that trains.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -56,3 +64,39 @@ def select_device(request: str = "auto") -> DeviceChoice:
     if _mps_available():
         return DeviceChoice("mps", "auto: MPS available, no CUDA")
     return DeviceChoice("cpu", "auto: no CUDA or MPS device available")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes: its device, its determinism and its precision."""
+
+    device: DeviceChoice
+    threads: int
+    deterministic_algorithms: bool
+    # bf16 autocast of the forward pass: asked for by train.precision, and on CUDA
+    # only (a CPU's bf16 matmuls are slower than float32 on most chips).
+    autocast_bf16: bool
+
+    @property
+    def torch(self) -> torch.device:
+        return self.device.torch
+
+    def determinism(self) -> dict[str, Any]:
+        """What makes float results repeatable, for the record (metrics.json)."""
+        return {"threads": self.threads, "deterministic_algorithms": self.deterministic_algorithms}
+
+
+def configure_runtime(device: DeviceChoice, threads: int, precision: str = "float32") -> Runtime:
+    """Pin what makes float results repeatable on ``device``, and return the runtime.
+
+    On a CPU every op this pipeline uses is deterministic once the thread count
+    is fixed. On CUDA some kernels are not, so deterministic algorithms are
+    switched on there only: the switch costs 1.5 s of imports on every start.
+    """
+    torch.set_num_threads(threads)
+    on_cuda = device.torch.type == "cuda"
+    if on_cuda:
+        # cuBLAS reads this when its first handle is made, i.e. before training.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return Runtime(device, threads, on_cuda, precision == "bf16" and on_cuda)

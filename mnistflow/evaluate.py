@@ -1,7 +1,7 @@
-"""Step 6: final loss and accuracy on validation and test, per class, and the confusion matrix.
+"""The evaluate step: final loss and accuracy on validation and test, per class, the
+confusion matrix, and the ONNX export's check, written to ``metrics.json``.
 
-``evaluate_tensors`` is also what training calls after every epoch for its
-validation figures, so both report the same numbers the same way.
+The measure itself is ``mnistflow.scoring``'s, the one training uses every epoch.
 """
 
 from __future__ import annotations
@@ -13,39 +13,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from . import __version__, atomic
 from .checkpoints import load_model
-from .datasets import DATASETS
+from .datasets import class_labels
+from .device import Runtime
 from .download import DatasetFiles
 from .errors import MnistflowError
 from .export import recorded_check
-from .params import EVALUATION_CHUNK, Params
+from .params import Params
 from .paths import RunPaths
-from .tensors import DeviceData, LabelledTensors, batches
-
-
-@torch.no_grad()
-def evaluate_tensors(model: nn.Module, tensors: LabelledTensors, chunk: int = EVALUATION_CHUNK
-                     ) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and the predictions; one host sync at the end.
-
-    Chunks of 1000 keep a CNN's feature maps in cache: twice as fast on a CPU
-    as 10,000 at a time, and no slower for an MLP.
-    """
-    model.eval()
-    loss_sum = torch.zeros((), device=tensors.x.device)
-    predictions = []
-    for x, y in batches(tensors, chunk):
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
-        predictions.append(logits.argmax(1))
-    predicted = torch.cat(predictions)
-    correct = (predicted == tensors.y).sum()
-    loss, correct = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
-    return loss / len(tensors), correct / len(tensors), predicted
+from .scoring import evaluate_tensors
+from .tensors import DeviceData
 
 
 def library_versions() -> dict[str, str]:
@@ -59,19 +38,14 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def class_names(params: Params) -> list[str]:
-    spec = DATASETS.get(params.data.dataset)
-    return list(spec.classes) if spec else [str(i) for i in range(10)]
-
-
-def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torch.device,
-             paths: RunPaths, determinism: dict[str, Any] | None = None) -> dict[str, Any]:
+def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Runtime,
+             paths: RunPaths) -> dict[str, Any]:
     model, info = load_model(paths.model)
     model_sha256 = atomic.sha256_of(paths.model)
     if info.get("data_digest") != files.digest or info.get("params_digest") != params.digest():
         raise MnistflowError(f"{paths.model}: trained with other params or data; run training first")
-    model.to(device)
-    names = class_names(params)
+    model.to(runtime.torch)
+    names = class_labels(params.data.dataset)
     val_loss, val_acc, _ = evaluate_tensors(model, data.val)
     test_loss, test_acc, predicted = evaluate_tensors(model, data.test)
     actual = data.test.y.cpu().numpy()
@@ -89,11 +63,11 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, device: torc
         "model": {"file": paths.model.name, "sha256": model_sha256},
         # The ONNX export's check against PyTorch (mnistflow.export), when this model was exported.
         "onnx": recorded_check(paths, model_sha256),
-        "device": {"name": info.get("device", str(device)), "reason": info.get("device_reason", "")},
+        "device": {"name": info.get("device", runtime.device.name), "reason": info.get("device_reason", "")},
         "params_digest": params.digest(),
         "dataset": {"name": files.dataset, "digest": files.digest, "train_size": len(data.train),
                     "val_size": len(data.val), "test_size": len(data.test)},
-        "determinism": determinism or {},
+        "determinism": runtime.determinism(),
         "versions": library_versions(),
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},

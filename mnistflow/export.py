@@ -1,4 +1,4 @@
-"""Step 5b: the trained network as one ONNX file, checked against PyTorch.
+"""The export step: the trained network as one ONNX file, checked against PyTorch.
 
 ``model.onnx`` takes ``pixels`` (N x 1 x H x W, float32 in [0, 1], light on
 dark, N free) and returns ``logits`` (N x 10): the input scaling is inside the
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import importlib.util
 import io
 import json
@@ -35,6 +34,7 @@ from .errors import MnistflowError
 from .idx import read_idx
 from .inference import Predictor
 from .paths import RunPaths
+from .private_api import preload_exporter
 
 log = logging.getLogger("mnistflow")
 
@@ -52,20 +52,11 @@ def onnx_missing() -> str | None:
     return None
 
 
-# What the first export in a process imports, heaviest first: about half a second
-# of it here. Imported ahead (never a trial export: tracing is not thread-safe,
-# and the flow trains on its main thread meanwhile), the first export costs what
-# the next ones do.
-EXPORTER_MODULES = ("onnxruntime", "onnxscript.optimizer", "onnxscript.function_libs.torch_lib.ops",
-                    "torch.onnx._internal.exporter._core", "torch._functorch.aot_autograd",
-                    "torch._export.non_strict_utils", "torch._export.passes")
-
-
 def warm_up_exporter() -> None:
-    """Import the exporter's stack; the flow's command line does it on a thread."""
+    """Import the exporter's stack ahead (``private_api.preload_exporter``); the flow's
+    command line does it on a thread, so the first export costs what the next ones do."""
     if onnx_missing() is None:
-        for module in EXPORTER_MODULES:
-            importlib.import_module(module)
+        preload_exporter()
 
 
 class ScaledInput(nn.Module):

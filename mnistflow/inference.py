@@ -15,20 +15,9 @@ import torch
 
 from . import atomic
 from .checkpoints import load_model
-from .datasets import DATASETS
-from .paths import RegistryPaths, RunPaths
+from .datasets import class_labels
 
 TOP_K = 3
-
-
-def default_model(registry: RegistryPaths, run: RunPaths) -> Path:
-    """The champion when there is one (the model in service), else the run's model."""
-    return registry.champion_model if registry.champion_model.exists() else run.model
-
-
-def class_labels(dataset: str | None) -> list[str]:
-    spec = DATASETS.get(dataset or "")
-    return list(spec.classes) if spec else [str(i) for i in range(10)]
 
 
 @dataclass(frozen=True)

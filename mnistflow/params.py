@@ -285,7 +285,7 @@ def main() -> None:
     the JSON a deployment run takes (``prefect deployment run ... --params "$(...)"``)."""
     import sys
 
-    from .cli import run_main
+    from .entry import run_main
 
     path = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
     run_main(lambda: print(json.dumps({"params": load_params(path).model_dump(mode="json")})))

@@ -90,12 +90,8 @@ def writable(folder: Path) -> None:
         raise MnistflowError(f"{folder}: cannot write in {existing} (permission denied)")
 
 
-def preflight(params: Params, folders: list[Path]):
-    """Every check that needs no write; returns the device the run will use (a DeviceChoice)."""
-    from .device import select_device  # torch: only for the steps that train or evaluate
-
-    device = select_device(params.device)
+def preflight(params: Params, folders: list[Path], device) -> None:
+    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice)."""
     check_memory(params, device)
     for folder in folders:
         writable(folder)
-    return device

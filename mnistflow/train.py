@@ -1,4 +1,4 @@
-"""Step 5: staged training, one epoch at a time, checkpointed after each.
+"""Staged training, one epoch at a time, checkpointed after each.
 
 A training stage is ``{epochs, lr, schedule}``; each runs as its own call (its
 own Prefect task run), picking up from the run's ``checkpoints/last.pt``.
@@ -13,13 +13,13 @@ run; no RNG state needs saving.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,32 +28,38 @@ from models import Network, build_model
 
 from . import atomic
 from .checkpoints import load_checkpoint, save_checkpoint, save_model
+from .device import DeviceChoice, Runtime
 from .errors import MnistflowError, NonFiniteLossError
-from .evaluate import evaluate_tensors
 from .params import ModelParams, Params, cnn_shape_problem
 from .paths import RunPaths
+from .scoring import evaluate_tensors
+from .session import Session
+from .download import DatasetFiles
 from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift
 
 log = logging.getLogger("mnistflow.train")
 
 HISTORY_COLUMNS = ("epoch", "stage", "stage_epoch", "lr", "train_loss", "val_loss", "val_accuracy")
-ProgressFn = Callable[[dict[str, Any]], None]
 
 
-def configure_determinism(threads: int, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Pin what makes float results repeatable, and return it for the record.
+@dataclass(frozen=True)
+class EpochReport:
+    """What one finished epoch tells whoever watches: the log, a progress bar, a benchmark."""
 
-    On a CPU every op this pipeline uses is deterministic once the thread count
-    is fixed. On CUDA some kernels are not, so deterministic algorithms are
-    switched on there only: the switch costs 1.5 s of imports on every start.
-    """
-    torch.set_num_threads(threads)
-    on_cuda = torch.device(device).type == "cuda"
-    if on_cuda:
-        # cuBLAS reads this when its first handle is made, i.e. before training.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    return {"threads": threads, "deterministic_algorithms": on_cuda}
+    epoch: int          # 1-based, over all stages
+    total_epochs: int
+    stage: int          # 1-based
+    stages: int
+    stage_epoch: int    # 1-based, within the stage
+    stage_epochs: int
+    lr: float           # applied at the epoch's last step
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+EpochCallback = Callable[[EpochReport], None]
 
 
 def warm_up_optimizers() -> None:
@@ -123,22 +129,28 @@ def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
     atomic.write_text(path, "\n".join(lines) + "\n")
 
 
-def format_progress(row: dict[str, Any]) -> str:
+def format_progress(report: EpochReport) -> str:
     """The one-line progress report of an epoch (terminal and Prefect logs alike)."""
-    return (f"stage {row['stage']}/{row['stages']} epoch {row['stage_epoch']}/{row['stage_epochs']}  "
-            f"lr {row['lr']:.4g}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}  "
-            f"val acc {100 * row['val_accuracy']:.2f}%  ({row['seconds']:.2f}s)")
+    return (f"stage {report.stage}/{report.stages} epoch {report.stage_epoch}/{report.stage_epochs}  "
+            f"lr {report.lr:.4g}  train loss {report.train_loss:.4f}  val loss {report.val_loss:.4f}  "
+            f"val acc {100 * report.val_accuracy:.2f}%  ({report.seconds:.2f}s)")
 
 
-def _log_progress(row: dict[str, Any]) -> None:
-    log.info("%s", format_progress(row))
+def log_progress(report: EpochReport) -> None:
+    log.info("%s", format_progress(report))
+
+
+def quiet(report: EpochReport) -> None:
+    """An epoch callback that says nothing (benchmarks, tests)."""
 
 
 def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceData, params: Params,
-                seed: int, lr_at: Callable[[int], float], forward: Callable | None = None) -> tuple[float, float]:
+                seed: int, lr_at: Callable[[int], float], forward: Callable | None = None,
+                autocast: bool = False) -> tuple[float, float]:
     """One pass over the training tensors; returns (mean loss, the last step's lr).
 
-    ``forward`` is the model's call, or its compiled form (``train.compile``).
+    ``forward`` is the model's call, or its compiled form (``train.compile``);
+    ``autocast``, the runtime's bf16 choice (``Runtime.autocast_bf16``).
     """
     model.train()
     train, forward = data.train, forward or model
@@ -146,8 +158,6 @@ def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceDa
     augment_rng = torch.Generator(device=train.x.device).manual_seed(seed + 1)
     max_shift, flip, max_norm = params.train.augment.max_shift, params.train.augment.flip, params.model.max_norm
     background = (0.0 - data.mean) / data.std
-    # bf16 autocast on CUDA only: a CPU's bf16 matmuls are slower than float32 on most chips.
-    autocast = params.train.precision == "bf16" and train.x.device.type == "cuda"
     loss_sum = torch.zeros((), device=train.x.device)
     for step, (x, y) in enumerate(batches(train, params.train.batch_size, shuffle_seed=seed)):
         lr = lr_at(step)
@@ -185,9 +195,8 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
             "batch_norm": model.batch_norm, "padding": model.padding, "convs_per_block": model.convs_per_block}
 
 
-def train_stage(params: Params, data: DeviceData, device: torch.device, data_digest: str,
-                stage_index: int, paths: RunPaths, progress: ProgressFn = _log_progress,
-                device_reason: str = "") -> Path:
+def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
+                stage_index: int, paths: RunPaths, on_epoch: EpochCallback = log_progress) -> Path:
     """Run (or finish) one training stage; returns the checkpoint path.
 
     After the last stage the trained network is also exported to ``model.pt``.
@@ -195,6 +204,7 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
     spans = stage_spans(params)
     span, stage = spans[stage_index], params.train.stages[stage_index]
     arch = architecture(params.model, data.shape)
+    device = runtime.torch
     model = build_model(arch, params.train.seed).to(device)
     history: list[dict[str, Any]] = []
     done = 0
@@ -225,7 +235,7 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
         train_loss, lr = train_epoch(
             model, optimizer, data, params, epoch_seed(params.train.seed, epoch),
             lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps),
-            forward)
+            forward, runtime.autocast_bf16)
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(
                 f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
@@ -243,8 +253,10 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
             history=history, params_digest=params.digest(), data_digest=data_digest,
         )
         _write_history(paths.history, history)
-        progress({**row, "stages": len(spans), "stage_epochs": stage.epochs,
-                  "total_epochs": spans[-1].end_epoch, "seconds": time.perf_counter() - started})
+        on_epoch(EpochReport(epoch=epoch + 1, total_epochs=spans[-1].end_epoch, stage=stage_index + 1,
+                             stages=len(spans), stage_epoch=stage_epoch + 1, stage_epochs=stage.epochs, lr=lr,
+                             train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy,
+                             seconds=time.perf_counter() - started))
 
     if stage_index == len(spans) - 1:
         if not history:  # resumed from a finished checkpoint with no history kept
@@ -254,6 +266,30 @@ def train_stage(params: Params, data: DeviceData, device: torch.device, data_dig
             paths.model, model, architecture=arch,
             input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
             dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
-            epochs=spans[-1].end_epoch, device=str(device), device_reason=device_reason,
+            epochs=spans[-1].end_epoch, device=str(device), device_reason=runtime.device.reason,
         )
     return paths.last_checkpoint
+
+
+@contextlib.contextmanager
+def training_record(paths: RunPaths, device: DeviceChoice) -> Iterator[None]:
+    """Around all of a run's stages: how long they took goes in ``training.json``
+    (for the model card), apart from the model and metrics so that their bytes
+    stay the same from run to run. A run that found training finished leaves
+    the record of the run that trained."""
+    before = atomic.stamp(paths.model)
+    started = time.perf_counter()
+    yield
+    if atomic.stamp(paths.model) != before or not paths.training.exists():
+        atomic.write_json(paths.training, {"seconds": round(time.perf_counter() - started, 3),
+                                           "device": device.name, "reason": device.reason})
+
+
+def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunPaths,
+              on_epoch: EpochCallback = log_progress) -> Path:
+    """Every training stage in turn (the plain sequence the flow runs as tasks); each
+    resumes from the run's checkpoint. Returns it."""
+    with training_record(paths, session.runtime.device):
+        for index in range(len(params.train.stages)):
+            checkpoint = train_stage(params, session.data, session.runtime, files.digest, index, paths, on_epoch)
+    return checkpoint

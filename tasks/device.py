@@ -9,6 +9,7 @@ from . import TASK_DEFAULTS
 
 @task(name="select-device", **TASK_DEFAULTS)
 def device_task(request: str) -> DeviceChoice:
+    """The run's one device choice: the memory check, tensors, training and evaluation all get it."""
     choice = select_device(request)
     get_run_logger().info("device %s (%s)", choice.name, choice.reason)
     return choice

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from prefect import task
 
-from mnistflow import registry
+from lifecycle import registry
 from mnistflow.paths import RegistryPaths
 from mnistflow.tensors import DeviceData
 

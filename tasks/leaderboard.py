@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from mnistflow.sweep import leaderboard, plot_sweep, sorted_rows, write_leaderboard
+from lifecycle.leaderboard import leaderboard, plot_sweep, sorted_rows, write_leaderboard
 
 from . import TASK_DEFAULTS
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import task
 
-from mnistflow import registry
+from lifecycle import registry
 from mnistflow.paths import RegistryPaths, RunPaths
 
 from . import TASK_DEFAULTS
@@ -12,4 +12,4 @@ from . import TASK_DEFAULTS
 
 @task(name="promote", **TASK_DEFAULTS)
 def promote_task(paths: RunPaths, registry_paths: RegistryPaths, record: dict[str, Any]) -> str:
-    return str(registry.promote(paths.model, paths.metrics, registry_paths, record))
+    return str(registry.promote(paths, registry_paths, record))

@@ -4,7 +4,7 @@ from typing import Any
 
 from prefect import task
 
-from mnistflow import registry
+from lifecycle import registry
 from mnistflow.paths import RegistryPaths
 
 from . import TASK_DEFAULTS

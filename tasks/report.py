@@ -9,7 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from mnistflow.report import history_rows, report_markdown
+from lifecycle.report import history_rows, report_markdown
 
 from . import TASK_DEFAULTS
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
-import torch
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from mnistflow.device import Runtime
 from mnistflow.params import Params
 from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
-from mnistflow.train import format_progress, train_stage
+from mnistflow.train import EpochReport, format_progress, train_stage
 
 from . import TASK_DEFAULTS, retry_unless_user_error
 
@@ -23,13 +22,13 @@ def start_progress(total_epochs: int) -> UUID | None:
                                     description=f"Training: 0 of {total_epochs} epochs")
 
 
-def _update_progress(artifact_id: UUID | None, row: dict[str, Any]) -> None:
+def _update_progress(artifact_id: UUID | None, report: EpochReport) -> None:
     if artifact_id is None:
         return
-    done, total = row["epoch"], row["total_epochs"]
     update_progress_artifact(
-        artifact_id, progress=100.0 * done / total,
-        description=f"Training: {done} of {total} epochs; val acc {100 * row['val_accuracy']:.2f}%")
+        artifact_id, progress=100.0 * report.epoch / report.total_epochs,
+        description=f"Training: {report.epoch} of {report.total_epochs} epochs; "
+                    f"val acc {100 * report.val_accuracy:.2f}%")
 
 
 def _run_name() -> str:
@@ -43,14 +42,12 @@ def _run_name() -> str:
 # A retry resumes from the last epoch's checkpoint, not from epoch 0.
 @task(name="train-stage", task_run_name=_run_name, retries=1, retry_delay_seconds=2,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
-def train_stage_task(params: Params, data: DeviceData, device: torch.device, data_digest: str,
-                     stage_index: int, paths: RunPaths, device_reason: str = "",
-                     progress_artifact: UUID | None = None) -> Path:
+def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
+                     stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None) -> Path:
     logger = get_run_logger()
 
-    def progress(row: dict[str, Any]) -> None:
-        logger.info("%s", format_progress(row))
-        _update_progress(progress_artifact, row)
+    def on_epoch(report: EpochReport) -> None:
+        logger.info("%s", format_progress(report))
+        _update_progress(progress_artifact, report)
 
-    return train_stage(params, data, device, data_digest, stage_index, paths,
-                       progress=progress, device_reason=device_reason)
+    return train_stage(params, data, runtime, data_digest, stage_index, paths, on_epoch)

@@ -8,7 +8,7 @@ from prefect import task
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
-from mnistflow.versioning import version_with_dvc
+from lifecycle.versioning import version_with_dvc
 
 from . import TASK_DEFAULTS
 

@@ -80,12 +80,12 @@ def real_fashion() -> Path:
     return _real_dataset("MNISTFLOW_FASHION_MIRROR", "Fashion-MNIST", required_in_ci=False)
 
 
-def run_steps(params, data_root: Path, paths: RunPaths) -> RunPaths:
+def run_stages(params, data_root: Path, paths: RunPaths) -> RunPaths:
     """Every DVC stage's function in turn, in this process: the pipeline without its CLIs."""
-    from mnistflow.steps import STEPS
+    from mnistflow.stages import STAGES
 
-    for step in STEPS.values():
-        step(params, data_root, paths)
+    for stage in STAGES.values():
+        stage(params, data_root, paths)
     return paths
 
 
@@ -99,7 +99,7 @@ def mnist_run(real_mnist, tmp_path_factory) -> RunPaths:
     recipe = yaml.safe_load((REPO / "params.yaml").read_text())
     recipe["data"]["mirrors"] = [str(real_mnist)]
     work = tmp_path_factory.mktemp("mnist-run")
-    return run_steps(validate(recipe), work / "data", RunPaths(work / "outputs"))
+    return run_stages(validate(recipe), work / "data", RunPaths(work / "outputs"))
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +116,7 @@ def prefect_server(tmp_path_factory):
 def postgres():
     """A throwaway PostgreSQL cluster for the session (initdb, a free port, stopped after).
     A part that cannot start fails the tests that need it, saying why; nothing skips."""
-    from mnistflow.testing import PostgresCluster
+    from harness.real_parts import PostgresCluster
 
     cluster = PostgresCluster().start()
     yield cluster

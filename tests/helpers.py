@@ -1,4 +1,4 @@
-"""Small MNIST-format datasets, a mirror server, and the real-parts helpers of mnistflow.testing."""
+"""Small MNIST-format datasets, a mirror server, and the real parts of harness/ (servers, repos)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import yaml
 
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.idx import encode_idx
-from mnistflow.steps import STEPS
-from mnistflow.testing import (  # noqa: F401  (the tests import them from here)
+from mnistflow.stages import STAGES
+from harness.real_parts import (  # noqa: F401  (the tests import them from here)
     REPO,
     PrefectServer,
     clean_env,
@@ -31,7 +31,14 @@ from mnistflow.testing import (  # noqa: F401  (the tests import them from here)
 
 
 # Every DVC stage, in the order dvc.yaml runs them.
-PIPELINE_STEPS = tuple(STEPS)
+PIPELINE_STAGES = tuple(STAGES)
+
+
+def cpu_runtime():
+    """The runtime of a one-thread CPU run, as an entry point would hand it down."""
+    from mnistflow.device import DeviceChoice, configure_runtime
+
+    return configure_runtime(DeviceChoice("cpu", "requested"), threads=1)
 
 
 def make_arrays(n_train: int = 600, n_test: int = 200, seed: int = 0,
@@ -82,7 +89,7 @@ def write_params(path: Path, params: dict) -> Path:
 
 def stage(cwd: Path, name: str, env: dict[str, str] | None = None, args: list[str] = (),
           **kw) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mnistflow.steps", name, *args], cwd, env, **kw)
+    return run([sys.executable, "-m", "mnistflow.stages", name, *args], cwd, env, **kw)
 
 
 class MirrorServer:

@@ -9,14 +9,14 @@ import shutil
 
 import pytest
 
-from tests.helpers import PIPELINE_STEPS, REPO, clean_env, stage
+from tests.helpers import PIPELINE_STAGES, REPO, clean_env, stage
 
 
 @pytest.mark.slow
 def test_default_recipe_reaches_96_percent_on_real_mnist(tmp_path, real_mnist):
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     env = clean_env(MNISTFLOW_MIRROR=str(real_mnist))
-    for name in PIPELINE_STEPS:
+    for name in PIPELINE_STAGES:
         stage(tmp_path, name, env, check=True)
     metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
     assert metrics["dataset"]["digest"]

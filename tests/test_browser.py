@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mnistflow.testing import Service
+from harness.real_parts import Service
 from tests.helpers import REPO
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")

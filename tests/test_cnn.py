@@ -11,11 +11,14 @@ from models import CNN, MLP
 from mnistflow.checkpoints import load_model
 from mnistflow.download import download
 from mnistflow.errors import MnistflowError
-from mnistflow.evaluate import evaluate, evaluate_tensors
+from mnistflow.evaluate import evaluate
+from mnistflow.scoring import evaluate_tensors
 from mnistflow.params import validate
 from mnistflow.paths import RegistryPaths, RunPaths
-from mnistflow.registry import judge
-from mnistflow.session import open_session, train_all
+from lifecycle.registry import judge
+from mnistflow.device import select_device
+from mnistflow.session import open_session
+from mnistflow.train import quiet, train_all
 from mnistflow.split import make_split
 from tests.helpers import clean_env, stage, tiny_params, write_dataset, write_params
 
@@ -34,8 +37,8 @@ def cnn_params(directory, checksums, **sections):
 def train_run(params, data_root, paths):
     files = download(params.data, data_root)
     make_split(files, params.data, paths.split)
-    session = open_session(params, files, paths)
-    train_all(params, session, files, paths, progress=lambda row: None)
+    session = open_session(params, files, paths, select_device(params.device))
+    train_all(params, session, files, paths, on_epoch=quiet)
     return files, session
 
 
@@ -64,7 +67,7 @@ def test_bad_cnn_shapes_are_named_in_one_line(model, named):
 def test_cnn_trains_evaluates_and_loads_without_unpickling(workdir, dataset, paths):
     params = cnn_params(*dataset)
     files, session = train_run(params, workdir / "data", paths)
-    metrics = evaluate(params, session.data, files, torch.device("cpu"), paths)
+    metrics = evaluate(params, session.data, files, session.runtime, paths)
     assert metrics["test"]["accuracy"] > 0.8, metrics["test"]  # the generated classes are learnable
 
     model, info = load_model(paths.model)  # torch.load(weights_only=True) inside
@@ -130,7 +133,7 @@ def test_killed_cnn_training_resumes_with_identical_outputs(tmp_path, dataset):
             stage(work, name, check=True)
     stage(unbroken, "train", check=True)
 
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.steps", "train"], cwd=killed, env=clean_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=killed, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # SIGKILL as soon as the 2nd epoch is reported: no chance to clean up
         if "stage 1/2 epoch 2/3" in line:

@@ -1,22 +1,50 @@
-"""One rule for "the code changed": dvc.yaml's code deps and the retrain's code digest."""
+"""One rule for "the code changed": each DVC stage's code is what it imports, dvc.yaml lists
+exactly that, and the retrain's code digest hashes the model stages' code."""
 
 from pathlib import Path
 
 import yaml
 
-from mnistflow.code import IGNORED_DIRS, PIPELINE_PACKAGES, code_digest, code_files
-from tests.helpers import REPO
+from lifecycle.code import (
+    IGNORED_DIRS,
+    MODEL_STAGES,
+    code_digest,
+    code_files,
+    stage_deps,
+    stage_files,
+    stage_names,
+)
+from tests.helpers import PIPELINE_STAGES, REPO
 
-CODE_DEPS = {f"{package}/" for package in PIPELINE_PACKAGES}
+NOT_PIPELINE = ("serving", "lifecycle", "harness", "tasks", "flows", "tests", "bench", "docs")
 
 
-def test_every_stage_depends_on_exactly_the_pipeline_packages():
+def _code_deps(stage: dict) -> list[str]:
+    return [d for d in stage["deps"] if not d.startswith(("data/", "outputs/"))]
+
+
+def test_dvc_yaml_lists_exactly_each_stages_derived_code():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == stage_names() == list(PIPELINE_STAGES)
     for name, stage in stages.items():
-        deps = set(stage["deps"])
-        code = {d for d in deps if not d.startswith(("data/", "outputs/"))}
-        assert code == CODE_DEPS, name
-        assert PIPELINE_PACKAGES == tuple(sorted(PIPELINE_PACKAGES))
+        assert _code_deps(stage) == stage_deps(name), (
+            f"dvc.yaml's {name} stage lists other code than it imports; `python -m lifecycle.code` "
+            "prints what to list")
+
+
+def test_no_stage_depends_on_serving_lifecycle_or_harness():
+    for name in stage_names():
+        rooms = {path.parts[0] for path in stage_files(name)}
+        assert rooms <= {"mnistflow", "models"}, (name, rooms)
+        assert not rooms & set(NOT_PIPELINE)
+
+
+def test_each_stage_has_its_own_code():
+    plot, train = set(stage_files("plot")), set(stage_files("train"))
+    assert Path("mnistflow/plots.py") in plot and Path("mnistflow/train.py") not in plot
+    assert Path("mnistflow/train.py") in train and Path("mnistflow/plots.py") not in train
+    assert Path("mnistflow/export.py") not in train  # training's validation measure is scoring.py alone
+    assert not any(p.parts[0] == "models" for p in stage_files("download"))
 
 
 def test_dvcignore_leaves_out_what_the_digest_leaves_out():
@@ -26,19 +54,64 @@ def test_dvcignore_leaves_out_what_the_digest_leaves_out():
 
 
 def _tree(root: Path) -> Path:
-    for rel in ("mnistflow/a.py", "mnistflow/sub/b.py", "models/m.py", "tasks/t.py", "flows/f.py"):
+    files = {
+        "mnistflow/__init__.py": "",
+        "mnistflow/stages.py": (
+            "from .common import shared\n"
+            "def _helper():\n    from .helped import h\n"
+            "def stage_a():\n    from .a import run\n    _helper()\n"
+            "def stage_b():\n    from mnistflow import b\n    stage_a()\n"
+            "def main():\n    pass\n"),
+        "mnistflow/common.py": "import os\n",
+        "mnistflow/helped.py": "",
+        "mnistflow/a.py": "from models import net\n",
+        "mnistflow/b.py": "def later():\n    from .deep import x\n",
+        "mnistflow/deep.py": "",
+        "mnistflow/unused.py": "",
+        "models/__init__.py": "from .net import Net\n",
+        "models/net.py": "import torch\n",
+        "serving/page.py": "from mnistflow import a\n",
+    }
+    for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(f"# {rel}\n")
+        (root / rel).write_text(text)
     return root
 
 
-def test_digest_changes_with_the_packages_and_nothing_else(tmp_path):
+def test_a_stage_is_its_function_its_helpers_and_what_they_import(tmp_path):
     root = _tree(tmp_path)
-    assert [p.as_posix() for p in code_files(root)] == ["mnistflow/a.py", "mnistflow/sub/b.py", "models/m.py"]
+    assert stage_names(root) == ["a", "b"]
+    a = [p.as_posix() for p in stage_files("a", root)]
+    assert a == ["mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py", "mnistflow/helped.py",
+                 "mnistflow/stages.py", "models/__init__.py", "models/net.py"]
+    # b calls stage_a, but another stage's function is never followed; imports inside
+    # any function of a reached module are.
+    b = [p.as_posix() for p in stage_files("b", root)]
+    assert b == ["mnistflow/__init__.py", "mnistflow/b.py", "mnistflow/common.py", "mnistflow/deep.py",
+                 "mnistflow/stages.py"]
+    assert stage_deps("a", root) == ["models/", "mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py",
+                                     "mnistflow/helped.py", "mnistflow/stages.py"]
+
+
+def test_digest_changes_with_the_model_stages_code_and_nothing_else(tmp_path):
+    root = _tree(tmp_path)
+    (root / "mnistflow/stages.py").write_text(
+        (root / "mnistflow/stages.py").read_text().replace("stage_a", "stage_train").replace("stage_b", "stage_plot")
+        + "def stage_split():\n    pass\n")
+    assert set(MODEL_STAGES) <= set(stage_names(root))
     before = code_digest(root)
-    (root / "tasks/t.py").write_text("# orchestration only\n")
+    assert Path("mnistflow/a.py") in code_files(root) and Path("mnistflow/b.py") not in code_files(root)
+    for rel in ("mnistflow/b.py", "mnistflow/unused.py", "serving/page.py"):  # plotting's, nobody's, serving's
+        (root / rel).write_text("# changed\n")
     (root / "mnistflow/__pycache__").mkdir()
     (root / "mnistflow/__pycache__/a.cpython-311.pyc").write_bytes(b"\0")
     assert code_digest(root) == before
-    (root / "models/m.py").write_text("# changed\n")
+    (root / "models/net.py").write_text("# changed\n")
     assert code_digest(root) != before
+
+
+def test_the_checkouts_digest_covers_split_and_train():
+    files = code_files()
+    assert Path("mnistflow/split.py") in files and Path("mnistflow/train.py") in files
+    assert Path("mnistflow/plots.py") not in files and Path("mnistflow/card.py") not in files
+    assert all(path.parts[0] in {"mnistflow", "models"} for path in files)

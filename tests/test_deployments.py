@@ -78,7 +78,7 @@ def deployment_server(request, tmp_path_factory):
     if request.param == "sqlite":
         yield request.getfixturevalue("prefect_server")
         return
-    from mnistflow.testing import PrefectServer
+    from harness.real_parts import PrefectServer
 
     database = request.getfixturevalue("postgres").create_database("prefect_deployments")
     server = PrefectServer(tmp_path_factory.mktemp("prefect-postgres"), database_url=database).start()

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import PIPELINE_STEPS, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import PIPELINE_STAGES, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +69,7 @@ def edit_params(repo: Path, change) -> None:
 
 
 def test_fresh_repro_runs_everything_then_nothing(reproduced, repo):
-    assert ran(reproduced.first) == list(PIPELINE_STEPS)
+    assert ran(reproduced.first) == list(PIPELINE_STAGES)
     again = dvc(repo, "repro")
     assert ran(again) == [] and "Data and pipelines are up to date." in again.stdout
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -115,7 +115,7 @@ def test_code_change_reruns_every_stage_without_downloading_again(repo):
     path = repo / "mnistflow" / "idx.py"
     path.write_text(path.read_text() + "\n# an edit\n")
     result = dvc(repo, "repro")
-    assert ran(result) == list(PIPELINE_STEPS)
+    assert ran(result) == list(PIPELINE_STAGES)
     assert "fetched" not in result.stderr  # verified in place, not fetched again
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
@@ -198,12 +198,12 @@ def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefe
     plots = dvc(repo, "plots", "show", "-o", str(tmp_path / "plots"))
     assert "failed to load" not in plots.stdout + plots.stderr
     assert (tmp_path / "plots/index.html").exists()
-    assert dvc(repo, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STEPS)  # DVC agrees: nothing to do
+    assert dvc(repo, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STAGES)  # DVC agrees: nothing to do
 
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     """The retrain's code digest and `dvc repro` must agree on "the code changed"."""
-    from mnistflow.code import PIPELINE_PACKAGES, code_digest, code_files
+    from lifecycle.code import PIPELINE_PACKAGES, code_digest, code_files
 
     before = code_digest(repo)
     cache = repo / "mnistflow/__pycache__"
@@ -259,8 +259,8 @@ def test_a_flow_refuses_in_one_line_when_dvc_holds_the_workspace_too_long(repo, 
 
 
 def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
-    """What a workspace run holds (mnistflow.workspace) is DVC's own path lock: `dvc repro` obeys it."""
-    from mnistflow.workspace import dvc_lock
+    """What a workspace run holds (lifecycle.workspace) is DVC's own path lock: `dvc repro` obeys it."""
+    from lifecycle.workspace import dvc_lock
 
     edit_params(repo, lambda p: p["train"].update(seed=3))
     with dvc_lock(repo, [repo / "outputs", repo / "data/custom"]):

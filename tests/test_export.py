@@ -15,7 +15,7 @@ from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
 from mnistflow.paths import RegistryPaths, RunPaths
-from tests.conftest import run_steps
+from tests.conftest import run_stages
 from tests.helpers import REPO, tiny_params
 from tests.test_cnn import CNN_MODEL, CNN_TRAIN
 
@@ -26,7 +26,7 @@ def trained(request, dataset, workdir) -> tuple[RunPaths, object]:
     network = {"model": {**CNN_MODEL, "padding": "same", "batch_norm": True}, "train": CNN_TRAIN} \
         if request.param == "cnn" else {}
     params = validate(tiny_params(directory, checksums, **network))
-    return run_steps(params, workdir / "data", RunPaths(workdir / "outputs")), params
+    return run_stages(params, workdir / "data", RunPaths(workdir / "outputs")), params
 
 
 def test_onnx_agrees_with_pytorch_at_any_batch_size_and_the_check_is_in_metrics(trained, workdir):
@@ -65,7 +65,7 @@ def test_export_is_byte_for_byte_repeatable(trained, workdir):
 
 
 def test_a_failed_check_writes_nothing(params, workdir, monkeypatch):
-    paths = run_steps(params, workdir / "data", RunPaths(workdir / "outputs"))
+    paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
     for path in (paths.onnx, paths.export_check):
         path.unlink()
     monkeypatch.setattr(export_module, "TOLERANCE", 0.0)  # no float export is exact to 0.0
@@ -82,7 +82,7 @@ def test_without_the_export_extra_the_stage_says_what_to_install(monkeypatch, pa
 
 
 def test_metrics_do_not_claim_a_check_made_for_another_model(params, workdir):
-    paths = run_steps(params, workdir / "data", RunPaths(workdir / "outputs"))
+    paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
     check = json.loads(paths.export_check.read_text())
     assert export_module.recorded_check(paths, check["model_sha256"]) == check
     assert export_module.recorded_check(paths, "0" * 64) is None
@@ -92,7 +92,7 @@ def test_export_pending_only_until_these_params_model_is_exported(params, workdi
     # What decides whether `make run` imports the exporter ahead of time.
     paths = RunPaths(workdir / "outputs")
     assert export_module.export_pending(paths, params.digest())  # nothing trained yet
-    run_steps(params, workdir / "data", paths)
+    run_stages(params, workdir / "data", paths)
     assert not export_module.export_pending(paths, params.digest())
     assert export_module.export_pending(paths, "0" * 64)  # other params: training will replace model.pt
     paths.onnx.write_bytes(b"not this model's export")
@@ -100,7 +100,7 @@ def test_export_pending_only_until_these_params_model_is_exported(params, workdi
 
 
 def test_model_card_reports_the_run(params, workdir):
-    paths = run_steps(params, workdir / "data", RunPaths(workdir / "outputs"))
+    paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
     card, metrics = paths.card.read_text(), json.loads(paths.metrics.read_text())
     training = json.loads(paths.training.read_text())
     for heading in ("## Model details", "## Intended use", "## Training and evaluation data", "## Evaluation",
@@ -133,14 +133,14 @@ def test_dvc_declares_the_model_as_an_artifact():
 
 
 def test_promotion_carries_the_onnx_file_and_the_card(params, workdir):
-    from mnistflow import registry
+    from lifecycle import registry
 
-    paths = run_steps(params, workdir / "data", RunPaths(workdir / "outputs"))
+    paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
     champion = RegistryPaths(workdir / "registry")
-    registry.promote(paths.model, paths.metrics, champion, {"run_id": "test"})
+    registry.promote(paths, champion, {"run_id": "test"})
     assert champion.champion_onnx.read_bytes() == paths.onnx.read_bytes()
     assert champion.champion_card.read_text() == paths.card.read_text()
     # a later champion without an export leaves no stale ONNX file beside it
     paths.onnx.unlink()
-    registry.promote(paths.model, paths.metrics, champion, {"run_id": "test-2"})
+    registry.promote(paths, champion, {"run_id": "test-2"})
     assert not champion.champion_onnx.exists()

@@ -42,7 +42,7 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_server, kind):
-    from tests.helpers import PIPELINE_STEPS, stage
+    from tests.helpers import PIPELINE_STAGES, stage
     from tests.test_cnn import CNN_MODEL, CNN_TRAIN
 
     directory, checksums = dataset
@@ -52,7 +52,7 @@ def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_se
         work.mkdir()
         write_params(work / "params.yaml", tiny_params(directory, checksums, **network))
     run([sys.executable, "-m", "flows.training"], by_flow, prefect_server.env, check=True)
-    for name in PIPELINE_STEPS:
+    for name in PIPELINE_STAGES:
         stage(by_stages, name, check=True)
     files = sorted(p.relative_to(by_flow) for p in (by_flow / "outputs").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(by_stages) for p in (by_stages / "outputs").rglob("*") if p.is_file())

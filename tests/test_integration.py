@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnistflow.datasets import FILE_NAMES
-from tests.helpers import PIPELINE_STEPS, MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import PIPELINE_STAGES, MirrorServer, clean_env, run, stage, tiny_params, write_params
 
 
 def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, dataset):
@@ -48,7 +48,7 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
 
 
 def _pipeline(work: Path, through: str = "evaluate") -> None:
-    for name in PIPELINE_STEPS:
+    for name in PIPELINE_STAGES:
         stage(work, name, check=True)
         if name == through:
             return
@@ -66,7 +66,7 @@ def test_killed_training_resumes_and_matches_an_unbroken_run(tmp_path, dataset):
 
     stage(killed, "download", check=True)
     stage(killed, "split", check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.steps", "train"], cwd=killed,
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=killed,
                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Kill it (SIGKILL: no chance to clean up) as soon as the 2nd epoch's line appears.
     lines = []
@@ -112,7 +112,7 @@ def test_bad_params_fail_in_one_line_and_write_nothing(tmp_path, dataset, entry)
         for section, values in override.items():
             params[section] = {**params[section], **values}
         write_params(work / "params.yaml", params)
-        args = ([sys.executable, "-m", "mnistflow.steps", "download"] if entry == "stages"
+        args = ([sys.executable, "-m", "mnistflow.stages", "download"] if entry == "stages"
                 else [sys.executable, "-m", "flows.training", "--params", str(work / "params.yaml")])
         result = run(args, work if entry == "stages" else Path(__file__).parent.parent)
         assert result.returncode == 2
@@ -129,7 +129,7 @@ def test_bad_files_are_one_line_errors(tmp_path, dataset):
     work = tmp_path / "work"
     work.mkdir()
     write_params(work / "params.yaml", tiny_params(directory, checksums))
-    assert run([sys.executable, "-m", "mnistflow.steps", "evaluate"], work).returncode == 2
+    assert run([sys.executable, "-m", "mnistflow.stages", "evaluate"], work).returncode == 2
     _pipeline(work, through="train")
     # wrong magic number, served by the "mirror": rejected, named, nothing replaced
     bad = tmp_path / "bad"

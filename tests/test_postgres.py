@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mnistflow.testing import PrefectServer
+from harness.real_parts import PrefectServer
 from tests.helpers import copy_repo, git, write_dataset, write_params
 from tests.test_deployments import PREFECT, Project
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from mnistflow.idx import encode_idx, read_idx
-from mnistflow.imaging import ImageError, decode_image, to_model_input
+from serving.imaging import ImageError, decode_image, to_model_input
 from mnistflow.inference import Predictor
 from tests.helpers import clean_env, run
 
@@ -28,7 +28,7 @@ def test_images(mnist_run) -> np.ndarray:
 
 
 def predict_cli(cwd, *args: str, env=None):
-    return run([sys.executable, "-m", "mnistflow.predict", *args], cwd, env or clean_env())
+    return run([sys.executable, "-m", "serving.predict", *args], cwd, env or clean_env())
 
 
 def test_an_mnist_digit_comes_through_preparation_as_it_was(test_images):

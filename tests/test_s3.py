@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import PIPELINE_STEPS, copy_repo, dvc, env_for, free_port, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import PIPELINE_STAGES, copy_repo, dvc, env_for, free_port, git, run, tiny_params, write_dataset, write_params
 
 pytestmark = pytest.mark.slow
 BUCKET = "mnistflow"
@@ -108,7 +108,7 @@ def test_push_then_pull_in_a_fresh_clone_is_byte_identical_with_nothing_to_rerun
     s3_dvc(clone, "pull")
     assert tracked_files(clone) == tracked_files(repo)
     assert "Data and pipelines are up to date" in s3_dvc(clone, "status").stdout
-    assert s3_dvc(clone, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STEPS)
+    assert s3_dvc(clone, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STAGES)
 
 
 def test_the_retraining_flow_pushes_to_the_s3_remote(tmp_path, s3, prefect_server):

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistflow import registry
+from lifecycle import registry
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
 from mnistflow.paths import RegistryPaths, RunPaths
-from mnistflow.serve import MAX_BATCH, create_app
-from mnistflow.testing import Service
-from tests.conftest import run_steps
+from serving.service import MAX_BATCH, create_app
+from harness.real_parts import Service
+from tests.conftest import run_stages
 from tests.helpers import clean_env, run, tiny_params
 
 
@@ -126,7 +126,7 @@ def test_a_real_uvicorn_process_answers_and_a_missing_model_is_one_line(mnist_ru
         assert response.json()["predictions"][0]["label"] == Predictor.load(mnist_run.model).answers(
             images[1:2] / 255.0)[0]["label"]
         assert httpx.get(f"{service.url}/").headers["content-type"].startswith("text/html")
-    result = run([__import__("sys").executable, "-m", "mnistflow.serve"], tmp_path, clean_env())
+    result = run([__import__("sys").executable, "-m", "serving.service"], tmp_path, clean_env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == "mnistflow: error: outputs/model.pt: no such checkpoint"
 
@@ -135,9 +135,9 @@ def test_a_promotion_switches_the_service_without_a_failed_or_mixed_answer(mnist
     """The old champion is the real-MNIST model; the new one is a different network. A
     bounded loop of batch requests runs while the promotion replaces model.pt."""
     champion = RegistryPaths(tmp_path / "registry")
-    registry.promote(mnist_run.model, mnist_run.metrics, champion, {"run_id": "old"})
+    registry.promote(mnist_run, champion, {"run_id": "old"})
     directory, checksums = dataset
-    challenger = run_steps(validate(tiny_params(directory, checksums, model={"hidden": [24]})),
+    challenger = run_stages(validate(tiny_params(directory, checksums, model={"hidden": [24]})),
                            tmp_path / "data", RunPaths(tmp_path / "challenger"))
     batch = images[:16] / 255.0
     expected = {p.sha256: np.array([a["probabilities"] for a in p.answers(batch)])
@@ -160,7 +160,7 @@ def test_a_promotion_switches_the_service_without_a_failed_or_mixed_answer(mnist
         requests.start()
         while len(answers) < 20:
             threading.Event().wait(0.01)
-        registry.promote(challenger.model, challenger.metrics, champion, {"run_id": "new"})
+        registry.promote(challenger, champion, {"run_id": "new"})
         promoted.set()
         after = len(answers)
         requests.join(timeout=120)

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from mnistflow.errors import MnistflowError
-from mnistflow.sweep import expand, load_spec, sorted_rows, trial_id
+from lifecycle.leaderboard import sorted_rows
+from lifecycle.sweep_spec import expand, load_spec, trial_id
 from tests.helpers import REPO, copy_repo, dvc, env_for, git, run, tiny_params, write_params
 
 SWEEP = [sys.executable, "-m", "flows.sweep"]
@@ -74,7 +75,7 @@ def test_leaderboard_ranks_by_the_validation_metric_failed_last():
 def test_local_cluster_fits_the_cores_and_gives_each_gpu_worker_its_own_device():
     from distributed import LocalCluster, SpecCluster
 
-    from flows.sweep import local_cluster
+    from flows.dask_cluster import local_cluster
 
     cpu = local_cluster(workers=64, threads=1, gpus=0)
     assert cpu["cluster_class"] is LocalCluster

@@ -11,37 +11,39 @@ from mnistflow.errors import MnistflowError, NonFiniteLossError
 from mnistflow.evaluate import evaluate
 from mnistflow.params import validate
 from mnistflow.plots import make_plots
-from mnistflow.session import open_session, train_all
+from mnistflow.device import select_device
+from mnistflow.session import open_session
+from tests.helpers import cpu_runtime
 from mnistflow.split import make_split
-from mnistflow.train import learning_rate, train_stage
+from mnistflow.train import learning_rate, train_all, train_stage
 from tests.helpers import tiny_params
 
 
 def prepare(params, workdir, out):
     files = download(params.data, workdir / "data")
     make_split(files, params.data, out.split)
-    return files, open_session(params, files, out).data
+    return files, open_session(params, files, out, select_device("cpu")).data
 
 
 def train_every_stage(params, files, out):
-    train_all(params, open_session(params, files, out), files, out)
+    train_all(params, open_session(params, files, out, select_device("cpu")), files, out)
 
 
 def test_stages_train_checkpoint_evaluate_and_plot(workdir, params, paths):
     files, splits = prepare(params, workdir, paths)
     out = paths
-    train_stage(params, splits, torch.device("cpu"), files.digest, 0, out)
+    train_stage(params, splits, cpu_runtime(), files.digest, 0, out)
     state = load_checkpoint(out.last_checkpoint)
     assert (state["completed_epochs"], state["stage"], state["stage_epoch"]) == (2, 1, 2)
     assert {"model", "optimizer", "history", "params_digest", "data_digest"} <= set(state)
     assert "rng" not in state  # each epoch is seeded from (seed, epoch): no RNG state to restore
     assert not out.model.exists()  # only the last stage exports the model
-    train_stage(params, splits, torch.device("cpu"), files.digest, 1, out)
+    train_stage(params, splits, cpu_runtime(), files.digest, 1, out)
     history = out.history.read_text().splitlines()
     assert history[0].startswith("epoch,stage,stage_epoch,lr,train_loss,val_loss,val_accuracy")
     assert [line.split(",")[1] for line in history[1:]] == ["1", "1", "2", "2"]
 
-    metrics = evaluate(params, splits, files, torch.device("cpu"), out)
+    metrics = evaluate(params, splits, files, cpu_runtime(), out)
     on_disk = json.loads(out.metrics.read_text())
     assert on_disk == json.loads(json.dumps(metrics))
     for split in ("val", "test"):
@@ -91,7 +93,7 @@ def test_checkpoint_from_other_params_is_not_resumed(workdir, params, paths, cap
 def test_later_stage_without_earlier_one_is_refused(workdir, params, paths):
     files, splits = prepare(params, workdir, paths)
     with pytest.raises(MnistflowError, match="stage 2 cannot start"):
-        train_stage(params, splits, torch.device("cpu"), files.digest, 1, paths)
+        train_stage(params, splits, cpu_runtime(), files.digest, 1, paths)
 
 
 def test_non_finite_loss_names_stage_and_epoch_and_keeps_good_outputs(workdir, params, paths):
@@ -101,18 +103,18 @@ def test_non_finite_loss_names_stage_and_epoch_and_keeps_good_outputs(workdir, p
     exploding = validate(tiny_params(params.data.mirrors[0], params.data.checksums,
                                      train={"stages": [{"epochs": 2, "lr": 1e30}]}))
     with pytest.raises(NonFiniteLossError, match=r"stage 1 epoch 1: training loss is (nan|inf)"):
-        train_stage(exploding, splits, torch.device("cpu"), files.digest, 0, paths)
+        train_stage(exploding, splits, cpu_runtime(), files.digest, 0, paths)
     assert {p: p.read_bytes() for p in before} == before
 
 
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(workdir, params, paths):
     files, splits = prepare(params, workdir, paths)
     with pytest.raises(MnistflowError, match="outputs/model.pt: no such checkpoint"):
-        evaluate(params, splits, files, torch.device("cpu"), paths)
+        evaluate(params, splits, files, cpu_runtime(), paths)
     paths.checkpoints.mkdir(parents=True)
     paths.last_checkpoint.write_bytes(b"not a zip at all")
     with pytest.raises(MnistflowError, match="last.pt: corrupt or not a checkpoint.*delete it"):
-        train_stage(params, splits, torch.device("cpu"), files.digest, 0, paths)
+        train_stage(params, splits, cpu_runtime(), files.digest, 0, paths)
 
 
 def test_checkpoints_refuse_pickled_code(workdir, tmp_path):
@@ -150,9 +152,9 @@ def test_history_records_the_rate_applied_at_each_epochs_last_step(workdir, path
 
 
 def test_judge_scores_each_model_on_the_runs_tensors_under_its_own_scaling(workdir, params, paths, tmp_path):
-    from mnistflow.evaluate import evaluate_tensors
+    from mnistflow.scoring import evaluate_tensors
     from mnistflow.paths import RegistryPaths, RunPaths
-    from mnistflow.registry import judge
+    from lifecycle.registry import judge
     from mnistflow.tensors import load_device_data
 
     files, plain = prepare(params, workdir, paths)

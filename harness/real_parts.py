@@ -119,7 +119,7 @@ class PrefectServer:
 
 
 class Service:
-    """``python -m mnistflow.serve`` as a real uvicorn process on a free port of 127.0.0.1."""
+    """``python -m serving.service`` as a real uvicorn process on a free port of 127.0.0.1."""
 
     def __init__(self, model: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
         self.model, self.cwd, self.env = Path(model), Path(cwd), env or clean_env()
@@ -130,10 +130,10 @@ class Service:
     def start(self, timeout: float = 60) -> "Service":
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mnistflow.serve", "--model", str(self.model), "--port", str(self.port)],
+            [sys.executable, "-m", "serving.service", "--model", str(self.model), "--port", str(self.port)],
             cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            wait_healthy(self.proc, f"{self.url}/health", timeout, "mnistflow.serve", self.output)
+            wait_healthy(self.proc, f"{self.url}/health", timeout, "serving.service", self.output)
         except RuntimeError:
             self.stop()
             raise

@@ -1,4 +1,4 @@
-"""Serve a model over HTTP: ``python -m mnistflow.serve [--model PATH] [--host H] [--port P]``
+"""Serve a model over HTTP: ``python -m serving.service [--model PATH] [--host H] [--port P]``
 
 FastAPI on uvicorn (both come with Prefect):
 
@@ -6,7 +6,7 @@ FastAPI on uvicorn (both come with Prefect):
   raw image body (``Content-Type: image/png``), or as JSON pixels
   (``{"pixels": [...]}``: one image of H*W values or H x W rows, or a list of
   them; values in [0, 1], light on dark). Pictures are prepared as MNIST's
-  were (``mnistflow.imaging``); JSON pixels go in as they are.
+  were (``serving.imaging``); JSON pixels go in as they are.
 - ``GET /health``, ``GET /model`` (the model card, metrics and digest), and
   ``GET /``: a page to draw a digit on.
 
@@ -33,12 +33,14 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from . import atomic
-from .cli import run_main, setup_logging
-from .errors import MnistflowError
+from mnistflow import atomic
+from mnistflow.entry import run_main, setup_logging
+from mnistflow.errors import MnistflowError
+from mnistflow.inference import Predictor
+from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+
 from .imaging import ImageError, decode_image, to_model_input
-from .inference import Predictor, default_model
-from .paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+from .model_file import ModelFiles, choose_model
 
 log = logging.getLogger("mnistflow")
 
@@ -127,10 +129,12 @@ async def uploaded(request: Request, body: bytes) -> list[tuple[str, bytes]]:
     return [(f"upload {f.filename or i}", await f.read()) for i, f in enumerate(files)]
 
 
-def create_app(model_path: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    holder = ModelHolder(model_path)
+def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
+    """The service for ``files`` (a bare path: a model file and whatever lies beside it)."""
+    files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
+    holder = ModelHolder(files.model)
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
-    page = resources.files("mnistflow").joinpath("page.html").read_text()
+    page = resources.files("serving").joinpath("page.html").read_text()
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
@@ -163,7 +167,7 @@ def create_app(model_path: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
         predictor = holder.current()
         return {"path": str(predictor.path), "sha256": predictor.sha256, "labels": predictor.labels,
                 "dataset": predictor.record.get("dataset"), "architecture": predictor.record["architecture"],
-                **beside(predictor)}
+                **beside(predictor, files)}
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -172,18 +176,17 @@ def create_app(model_path: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> Fa
     return app
 
 
-def beside(predictor: Predictor) -> dict[str, Any]:
-    """The metrics and model card next to the model file, when they describe *this* model."""
-    folder = predictor.path.parent
+def beside(predictor: Predictor, files: ModelFiles) -> dict[str, Any]:
+    """The model's metrics and model card, when they describe *this* model."""
     found: dict[str, Any] = {"metrics": None, "card": None}
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())
+        metrics = json.loads(files.metrics.read_text())
         if metrics.get("model", {}).get("sha256") == predictor.sha256:
             found["metrics"] = metrics
     except (OSError, ValueError):
         pass
     try:
-        card = (folder / "MODEL_CARD.md").read_text()
+        card = files.card.read_text()
         if predictor.sha256 in card:
             found["card"] = card
     except OSError:
@@ -192,7 +195,7 @@ def beside(predictor: Predictor) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mnistflow.serve", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m serving.service", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None,
                         help="a model.pt (default: the champion, else outputs/model.pt)")
@@ -207,10 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     def run() -> None:
         import uvicorn
 
-        path = args.model or default_model(RegistryPaths(roots(registry=args.registry).registry),
-                                           RunPaths(DEFAULT_RUN_DIR))
-        app = create_app(path)
-        log.info("serving %s on http://%s:%d/", path, args.host, args.port)
+        files = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
+                             RunPaths(DEFAULT_RUN_DIR))
+        app = create_app(files)
+        log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
         uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning")
 
     run_main(run)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import MnistflowError
+from mnistflow.errors import MnistflowError
 
 # Twice a 4K frame: far more than a digit needs, far less than a bomb expands to.
 MAX_PIXELS = 4096 * 4096

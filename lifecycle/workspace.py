@@ -18,14 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
-from .errors import MnistflowError
+from mnistflow.errors import MnistflowError
+from mnistflow.private_api import SWITCH_ENV, dvc_path_lock
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,7 @@ def _wait_seconds() -> float:
 def dvc_lock(root: Path, writes: list[Path], wait: float | None = None) -> Iterator[Any]:
     """Hold DVC's path lock on ``writes`` (inside ``root``); yields the ``dvc.repo.Repo``."""
     from dvc.lock import LockError
-    from dvc.repo import Repo, lock_repo
-    from dvc.rwlock import rwlock
+    from dvc.repo import Repo
 
     root = Path(root).resolve()
     paths = [os.fspath(Path(p).resolve()) for p in writes if Path(p).resolve().is_relative_to(root)]
@@ -76,13 +75,9 @@ def dvc_lock(root: Path, writes: list[Path], wait: float | None = None) -> Itera
     deadline, said = time.monotonic() + wait, False
     with contextlib.ExitStack() as stack:
         repo = stack.enter_context(Repo(os.fspath(root)))
-        hardlink = repo.config["core"].get("hardlink_lock", False)
         while True:
             try:
-                with lock_repo(repo):  # DVC's Lock retries for ~3 s itself
-                    # The command recorded is what DVC records for its own stages, so
-                    # this process's own `commit` later sees the entries as its own.
-                    stack.enter_context(rwlock(repo.tmp_dir, repo.fs, " ".join(sys.argv), [], paths, hardlink))
+                held = stack.enter_context(dvc_path_lock(repo, paths))
                 break
             except LockError:
                 if time.monotonic() >= deadline:
@@ -95,6 +90,9 @@ def dvc_lock(root: Path, writes: list[Path], wait: float | None = None) -> Itera
                                 ", ".join(os.path.relpath(p, root) for p in paths))
                     said = True
                 time.sleep(0.5)
+        if not held and paths:
+            log.warning("%s: DVC's locks are off (%s): a `dvc repro` may write %s meanwhile", root,
+                        f"{SWITCH_ENV}", ", ".join(os.path.relpath(p, root) for p in paths))
         _held[root] = repo
         try:
             yield repo

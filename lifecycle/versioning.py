@@ -2,7 +2,7 @@
 
 Runs in the repository whose ``outputs/`` the run wrote (DVC records the
 workspace). It goes through DVC's Python API under the locks the run already
-holds (mnistflow.workspace), so no `dvc repro` can slip in between the run's
+holds (lifecycle.workspace), so no `dvc repro` can slip in between the run's
 last write and its commit.
 """
 
@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .errors import MnistflowError
+from mnistflow.errors import MnistflowError
 from .workspace import dvc_lock, held_repo
 
 

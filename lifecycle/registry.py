@@ -15,14 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import atomic
-from .checkpoints import load_model
+from mnistflow import atomic
+from mnistflow.checkpoints import load_model
+from mnistflow.errors import MnistflowError
+from mnistflow.params import Params
+from mnistflow.paths import RegistryPaths, RunPaths
+from mnistflow.scoring import evaluate_tensors
+from mnistflow.tensors import DeviceData, rescaled
+
 from .code import code_digest
-from .errors import MnistflowError
-from .evaluate import evaluate_tensors
-from .params import Params
-from .paths import RegistryPaths, RunPaths
-from .tensors import DeviceData, rescaled
 
 
 def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
@@ -90,15 +91,14 @@ def judge(challenger_model: Path, registry: RegistryPaths, data: DeviceData, mar
     return decide(challenger, champion, margin)
 
 
-def promote(model_path: Path, metrics_path: Path, registry: RegistryPaths, record: dict[str, Any]) -> Path:
-    """Install the challenger as champion. model.pt goes last, atomically, so a
+def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> Path:
+    """Install the run's model as champion. model.pt goes last, atomically, so a
     reader sees the old champion or the new one, never a mix; its sha256 goes in
     the record, checked on every later run."""
-    model = Path(model_path).read_bytes()
-    atomic.write_bytes(registry.champion_metrics, Path(metrics_path).read_bytes())
+    model = run.model.read_bytes()
+    atomic.write_bytes(registry.champion_metrics, run.metrics.read_bytes())
     # The champion's ONNX file and model card travel with it (when the run made
     # them), before model.pt: a service that sees the new model.pt finds them.
-    run = RunPaths(Path(model_path).parent)
     for source, target in ((run.onnx, registry.champion_onnx), (run.card, registry.champion_card)):
         if source.exists():
             atomic.write_bytes(target, source.read_bytes())
@@ -117,4 +117,5 @@ def write_run_record(registry: RegistryPaths, record: dict[str, Any]) -> Path:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    """The one clock of every record: the registry's, the sweep's trials'."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -19,9 +19,7 @@ Nothing here imports Prefect or Dask.
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
-import io
 import itertools
 import json
 import math
@@ -34,14 +32,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import atomic
-from .errors import MnistflowError
-from .params import Params, _describe, validate
+from mnistflow import atomic
+from mnistflow.errors import MnistflowError
+from mnistflow.params import Params, _describe, validate
 
 # A validation metric and whether larger is better. Test metrics never pick a winner.
 SELECTABLE = {"val_accuracy": True, "val_loss": False}
-RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "train_seconds",
-                  "started_at", "finished_at", "worker", "status", "reason")
 
 
 class _Strict(BaseModel):
@@ -177,86 +173,8 @@ def expand(spec: SweepSpec, base: dict[str, Any], source: str) -> list[Trial]:
     return trials
 
 
-def best(rows: list[dict[str, Any]], select: str) -> dict[str, Any] | None:
-    done = [r for r in rows if r["status"] == "completed"]
-    if not done:
-        return None
-    return sorted_rows(done, select)[0]
-
-
-def sorted_rows(rows: list[dict[str, Any]], select: str) -> list[dict[str, Any]]:
-    """Completed trials first, best first by ``select``; failed ones after, by id."""
-    larger_is_better = SELECTABLE[select]
-
-    def key(row: dict[str, Any]) -> tuple:
-        if row["status"] != "completed":
-            return (1, 0.0, row["trial"])
-        value = float(row[select])
-        return (0, -value if larger_is_better else value, row["trial"])
-
-    return sorted(rows, key=key)
-
-
-def leaderboard(rows: list[dict[str, Any]], swept: list[str], select: str) -> list[dict[str, Any]]:
-    """One flat row per trial, best first: its id, each swept value (as JSON), its results."""
-    return [{"trial": row["trial"], **{k: json.dumps(row["overrides"].get(k)) for k in swept},
-             **{c: row.get(c, "") for c in RESULT_COLUMNS}} for row in sorted_rows(rows, select)]
-
-
-def write_leaderboard(path: Path, table: list[dict[str, Any]]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, list(table[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
-    atomic.write_text(path, buffer.getvalue())
-    return path
-
-
-RECORD = "trial.json"
-
-
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    """A trial's record (its overrides, status, times, worker and results), if it has one."""
-    try:
-        return json.loads((Path(run_dir) / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def write_record(run_dir: Path, record: dict[str, Any]) -> None:
-    atomic.write_json(Path(run_dir) / RECORD, record)
-
-
 def swept_keys(trials: list[Trial]) -> list[str]:
     return sorted({key for trial in trials for key in trial.overrides})
-
-
-def plot_sweep(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path:
-    """Validation accuracy against each swept value, one panel per key."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = [r for r in rows if r["status"] == "completed"]
-    fig, axes = plt.subplots(1, max(len(swept), 1), figsize=(4 * max(len(swept), 1), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], swept):
-        values = [r["overrides"].get(key) for r in done]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-        labels = sorted({json.dumps(v) for v in values}) if not numeric else None
-        xs = values if numeric else [labels.index(json.dumps(v)) for v in values]
-        ax.scatter(xs, [100 * float(r["val_accuracy"]) for r in done])
-        if labels is not None:
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-        elif values and min(values) > 0 and max(values) / min(values) > 20:
-            ax.set_xscale("log")
-        ax.set_xlabel(key)
-        ax.set_ylabel("validation accuracy (%)")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
-    plt.close(fig)
-    return path
 
 
 def apply_params(params: Params, path: Path) -> Path:

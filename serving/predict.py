@@ -1,8 +1,8 @@
-"""Try a trained model on images: ``python -m mnistflow.predict [--model PATH] IMAGE...``
+"""Try a trained model on images: ``python -m serving.predict [--model PATH] IMAGE...``
 
 Each IMAGE is a PNG, a JPEG (any size, any colours) or an IDX file of images
 (``*-idx3-ubyte``, gzipped or not). Pictures are prepared as MNIST's digits
-were (``mnistflow.imaging``): grey, light on dark, scaled into a 20x20 box and
+were (``serving.imaging``): grey, light on dark, scaled into a 20x20 box and
 centred by mass in the frame. IDX images are in that form already and go in as
 they are. For each image it prints the label and the top 3 probabilities; with
 ``--json``, one JSON document.
@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .cli import run_main
-from .errors import MnistflowError
-from .idx import gunzip, parse_idx
+from mnistflow.entry import run_main, setup_logging
+from mnistflow.errors import MnistflowError
+from mnistflow.idx import gunzip, parse_idx
+from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+
 from .imaging import read_image, to_model_input
-from .paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
 IDX_IMAGES_MAGIC = bytes([0, 0, 0x08, 0x03])
 
@@ -47,7 +49,7 @@ def load_inputs(path: Path, shape: tuple[int, int]) -> list[tuple[str, np.ndarra
 
 
 def predict_files(model_path: Path, images: list[Path]) -> list[dict[str, Any]]:
-    from .inference import Predictor
+    from mnistflow.inference import Predictor
 
     predictor = Predictor.load(model_path)
     named = [item for path in images for item in load_inputs(path, predictor.input_shape)]
@@ -56,7 +58,7 @@ def predict_files(model_path: Path, images: list[Path]) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m mnistflow.predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m serving.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     parser.add_argument("--model", type=Path, default=None,
@@ -67,10 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def run() -> None:
-        from .inference import default_model
+        from .model_file import choose_model
 
-        model = args.model or default_model(RegistryPaths(roots(registry=args.registry).registry),
-                                            RunPaths(DEFAULT_RUN_DIR))
+        setup_logging(logging.WARNING if args.json else logging.INFO)
+        model = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
+                             RunPaths(DEFAULT_RUN_DIR)).model
         results = predict_files(model, args.images)
         if args.json:
             json.dump({"model": str(model), "predictions": results}, sys.stdout, indent=2)

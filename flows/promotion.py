@@ -1,0 +1,66 @@
+"""Champion/challenger promotion, written once: the retraining flow and the sweep both call it.
+
+``new_record`` starts the registry record of a run (who, when, on what data and
+params); ``judge_and_promote`` judges the run's model against the champion on
+the run's own test tensors, versions the run with DVC when it wrote the DVC
+workspace, promotes it when it is at least the champion's accuracy plus
+``margin``, and leaves the record in the registry's runs/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from prefect import get_run_logger
+from prefect.runtime import flow_run
+
+from lifecycle import registry
+from mnistflow.download import DatasetFiles
+from mnistflow.params import Params
+from mnistflow.paths import RegistryPaths, RunPaths
+from mnistflow.tensors import DeviceData
+from tasks.judge import judge_task
+from tasks.promote import promote_task
+from tasks.record import record_task
+from tasks.version import version_task
+
+
+@dataclass(frozen=True)
+class DvcVersioning:
+    """Commit the run to DVC (and dvc.lock to git) in the workspace at ``root``; None: not in one."""
+
+    root: Path | None
+    push: bool = True
+
+
+def new_record(params: Params, files: DatasetFiles, source: str) -> dict[str, Any]:
+    return {"run_id": str(flow_run.id or "local"), "flow_run_name": flow_run.name, "time": registry.now(),
+            "source": source, "data_digest": files.digest, "fingerprint": registry.fingerprint(files.digest, params),
+            "params": params.model_dump(mode="json")}
+
+
+def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, registry_paths: RegistryPaths,
+                      data: DeviceData, margin: float, dvc: DvcVersioning | None = None,
+                      metrics: dict[str, Any] | None = None,
+                      before_promotion: Callable[[], object] | None = None) -> registry.Decision:
+    """Judge, version, promote (after ``before_promotion``: a sweep's winner gets its ONNX
+    file and model card only then), and record. Returns the decision."""
+    decision = judge_task(paths.model, registry_paths, data, margin)
+    get_run_logger().info("%s: %s", "promote" if decision.promote else "keep the champion", decision.reason)
+    record.update(trained=True, promoted=decision.promote, reason=decision.reason,
+                  challenger_test_accuracy=decision.challenger_accuracy,
+                  champion_test_accuracy=decision.champion_accuracy, promotion_margin=margin)
+    if metrics is not None:
+        record["metrics"] = {"val": metrics["val"], "test": {k: metrics["test"][k] for k in ("accuracy", "loss")}}
+    if dvc is not None:
+        message = (f"retrain {record['run_id']}: test accuracy {decision.challenger_accuracy:.4f}, "
+                   f"{'promoted' if decision.promote else 'not promoted'}")
+        record["dvc"] = version_task(dvc.root, paths, params, message, dvc.push)
+    if decision.promote:
+        if before_promotion is not None:
+            before_promotion()
+        record["champion_path"] = promote_task(paths, registry_paths, record)
+    record_task(registry_paths, record)
+    return decision
