@@ -23,7 +23,7 @@ from mnistflow.paths import RegistryPaths, RunPaths
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.tensors import DeviceData, rescaled
 
-from .code import code_digest
+from mnistflow.code import code_digest
 
 
 def fingerprint(data_digest: str, params: Params) -> dict[str, str]:

@@ -28,6 +28,7 @@ from models import Network, build_model
 
 from . import atomic
 from .checkpoints import load_checkpoint, save_checkpoint, save_model
+from .code import running_code_digest
 from .device import DeviceChoice, Runtime
 from .errors import MnistflowError, NonFiniteLossError
 from .params import ModelParams, Params, cnn_shape_problem
@@ -119,6 +120,11 @@ def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any
         raise MnistflowError(f"{exc}; delete it to train from scratch") from None
     if state.get("params_digest") != params.digest() or state.get("data_digest") != data_digest:
         log.info("%s was made with other params or data; not resuming from it", path)
+        return None
+    # A resume must end as an unbroken run of *this* code would: a checkpoint the
+    # training code has changed under since is a start from scratch.
+    if state.get("code_digest") != running_code_digest():
+        log.info("%s was made by other training code; not resuming from it", path)
         return None
     return state
 
@@ -222,6 +228,9 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
                  done - span.first_epoch + 1, stage.epochs)
 
     epochs = range(max(done, span.first_epoch), span.end_epoch)
+    if not epochs and stage_index == len(spans) - 1 and state is not None:
+        log.info("training was already complete (%d epochs in %s): nothing trained, the model is the one "
+                 "that run made", done, paths.last_checkpoint)
     if epochs:  # a stage already done (a run resumed after it) needs no optimizer
         optimizer = build_optimizer(params, model)
         if state is not None:
@@ -250,7 +259,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             model={k: v.detach().cpu() for k, v in model.state_dict().items()},
             optimizer=optimizer.state_dict(),
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
-            history=history, params_digest=params.digest(), data_digest=data_digest,
+            history=history, params_digest=params.digest(), data_digest=data_digest, code_digest=running_code_digest(),
         )
         _write_history(paths.history, history)
         on_epoch(EpochReport(epoch=epoch + 1, total_epochs=spans[-1].end_epoch, stage=stage_index + 1,

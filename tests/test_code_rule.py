@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from lifecycle.code import (
+from mnistflow.code import (
     IGNORED_DIRS,
     MODEL_STAGES,
     code_digest,
@@ -28,7 +28,7 @@ def test_dvc_yaml_lists_exactly_each_stages_derived_code():
     assert list(stages) == stage_names() == list(PIPELINE_STAGES)
     for name, stage in stages.items():
         assert _code_deps(stage) == stage_deps(name), (
-            f"dvc.yaml's {name} stage lists other code than it imports; `python -m lifecycle.code` "
+            f"dvc.yaml's {name} stage lists other code than it imports; `python -m mnistflow.code` "
             "prints what to list")
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnistflow.datasets import FILE_NAMES
-from mnistflow.device import select_device
+from mnistflow.device import DeviceChoice, configure_runtime, select_device
 from mnistflow.download import download, mirror_list
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, parse_idx, read_idx
@@ -128,10 +128,33 @@ def test_random_shift_moves_pixels_and_keeps_shape():
 
 
 def test_device_selection():
-    assert select_device("cpu").name == "cpu"
+    assert select_device("cpu") == DeviceChoice("cpu", "requested")
+    with pytest.raises(MnistflowError, match="device: unknown device 'tpu'"):
+        select_device("tpu")
     choice = select_device("auto")
     assert choice.reason.startswith("auto")
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        free = [torch.cuda.mem_get_info(i)[0] for i in range(count)]
+        # auto picks the visible GPU with the most free memory, and says which it is
+        assert choice.name == f"cuda:{max(range(count), key=lambda i: free[i])}"
+        assert torch.cuda.get_device_name(choice.torch.index) in choice.reason
+        assert select_device("cuda").name == "cuda:0"
+        with pytest.raises(MnistflowError, match=f"only {count} CUDA device"):
+            select_device(f"cuda:{count}")
+    else:
         assert choice.name in ("cpu", "mps")
-        with pytest.raises(MnistflowError, match="device: cuda:1 requested but no CUDA device"):
-            select_device("cuda:1")
+        assert choice.reason in ("auto: no CUDA or MPS device available", "auto: MPS available, no CUDA")
+        for request in ("cuda", "cuda:1"):
+            with pytest.raises(MnistflowError, match=f"device: {request} requested but no CUDA device"):
+                select_device(request)
+
+
+def test_the_runtime_carries_the_one_device_choice_and_its_precision():
+    cpu = DeviceChoice("cpu", "requested")
+    runtime = configure_runtime(cpu, threads=1, precision="bf16")
+    assert runtime.device is cpu and runtime.torch == torch.device("cpu")
+    assert torch.get_num_threads() == 1
+    # bf16 autocast is a CUDA choice: asked for on a CPU, the run computes in float32
+    assert runtime.autocast_bf16 is False
+    assert runtime.determinism() == {"threads": 1, "deterministic_algorithms": False}

@@ -202,8 +202,8 @@ def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefe
 
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
-    """The retrain's code digest and `dvc repro` must agree on "the code changed"."""
-    from lifecycle.code import PIPELINE_PACKAGES, code_digest, code_files
+    """The retrain's code digest and `dvc repro` must agree on "the code that decides the model changed"."""
+    from mnistflow.code import MODEL_STAGES, code_digest, code_files
 
     before = code_digest(repo)
     cache = repo / "mnistflow/__pycache__"
@@ -211,17 +211,61 @@ def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     (cache / "junk.cpython-311.pyc").write_bytes(b"\0")  # what any Python run may leave
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
     assert code_digest(repo) == before
-    # DVC's hash of a directory dep is the md5 of its sorted (relpath, md5) listing:
-    # rebuilt from the files the code digest hashes, it must be exactly DVC's.
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train"]["deps"]
-    for package in PIPELINE_PACKAGES:
-        recorded = next(d for d in lock if d["path"] == f"{package}/")
-        listing = [{"md5": hashlib.md5((repo / p).read_bytes()).hexdigest(),
-                    "relpath": p.relative_to(package).as_posix()}
-                   for p in code_files(repo) if p.parts[0] == package]
-        listing.sort(key=lambda entry: entry["relpath"].split("/"))
-        rebuilt = hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest()
-        assert (rebuilt + ".dir", len(listing)) == (recorded["md5"], recorded["nfiles"]), package
+    # Every code file DVC records for the model stages (a folder dep as its files), with
+    # the md5 DVC recorded, is a file the code digest hashes, and nothing else is.
+    stages = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    recorded = set()
+    for stage in MODEL_STAGES:
+        for dep in stages[stage]["deps"]:
+            path = Path(dep["path"])
+            if path.parts[0] in ("data", "outputs"):
+                continue
+            files = [path] if (repo / path).is_file() else [
+                p.relative_to(repo) for p in (repo / path).rglob("*.py") if "__pycache__" not in p.parts]
+            if (repo / path).is_file():
+                assert hashlib.md5((repo / path).read_bytes()).hexdigest() == dep["md5"], path
+            recorded |= set(files)
+    assert recorded == set(code_files(repo))
+
+
+def _append(repo: Path, rel: str, text: str = "\n# an edit that changes nothing\n") -> None:
+    (repo / rel).write_text((repo / rel).read_text() + text)
+
+
+def changed_stages(repo: Path) -> set[str]:
+    status = json.loads(dvc(repo, "status", "--json").stdout)
+    return set(status)
+
+
+def test_edits_outside_the_pipeline_leave_dvc_clean_and_the_retrain_skipping(repo, prefect_server):
+    env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
+    retrain = [sys.executable, "-m", "flows.retrain"]
+    assert "\npromoted: no champion yet" in "\n" + run(retrain, repo, env, check=True).stdout
+    for rel in ("serving/page.html", "serving/service.py", "serving/imaging.py", "lifecycle/registry.py",
+                "lifecycle/report.py", "harness/real_parts.py", "tests/helpers.py", "flows/pipeline.py",
+                "tasks/train.py", "bench/speed.py"):
+        _append(repo, rel)
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+    again = run(retrain, repo, env, check=True).stdout
+    assert "\nnot promoted: data, params and code unchanged since the champion was trained" in "\n" + again
+
+
+def test_an_edit_to_plotting_reruns_plot_alone(repo):
+    _append(repo, "mnistflow/plots.py")
+    assert changed_stages(repo) == {"plot"}
+    assert ran(dvc(repo, "repro")) == ["plot"]
+
+
+def test_an_edit_to_training_reruns_train_and_everything_downstream(repo):
+    model = (repo / "outputs/model.pt").read_bytes()
+    train = repo / "mnistflow/train.py"
+    source = train.read_text()
+    assert source.count('    if schedule == "constant":\n        return peak\n') == 1
+    train.write_text(source.replace('    if schedule == "constant":\n        return peak\n',
+                                    '    if schedule == "constant":\n        return peak / 2\n'))
+    assert changed_stages(repo) == {"train"}  # evaluate measures with scoring.py, not train.py
+    assert ran(dvc(repo, "repro")) == ["train", "export", "evaluate", "plot", "card"]
+    assert (repo / "outputs/model.pt").read_bytes() != model
 
 
 def test_a_flow_waits_for_a_running_dvc_repro_then_both_finish_clean(repo, prefect_server):

@@ -62,3 +62,25 @@ def test_params_digest_ignores_mirrors_and_plots_but_not_lr():
     base = validate({})
     assert validate({"data": {"mirrors": ["/x"]}, "plot": {"dpi": 50}}).digest() == base.digest()
     assert validate({"train": {"stages": [{"epochs": 5, "lr": 0.4}]}}).digest() != base.digest()
+
+
+def test_every_params_field_is_classified_for_the_digest_exactly_once():
+    from mnistflow.params import DIGESTED, DIGESTED_UNLESS_DEFAULT, NOT_DIGESTED, leaf_fields
+
+    classified = [*DIGESTED, *DIGESTED_UNLESS_DEFAULT, *NOT_DIGESTED]
+    assert len(classified) == len(set(classified))
+    assert sorted(classified) == sorted(leaf_fields()), "a new params field must be put in one digest list"
+    defaults = validate({}).model_dump(mode="json")
+    for field, default in DIGESTED_UNLESS_DEFAULT.items():  # "unless default" means today's default
+        node = defaults
+        for part in field.split("."):
+            node = node[part]
+        assert node == default, field
+
+
+def test_not_digested_fields_never_move_the_digest_and_digested_ones_do():
+    base = validate({}).digest()
+    assert validate({"device": "cpu", "plot": {"width": 3.0}}).digest() == base
+    for changed in ({"data": {"normalize": True}}, {"train": {"threads": 2}}, {"train": {"compile": True}},
+                    {"model": {"padding": "same"}}, {"train": {"optimizer": {"betas": [0.8, 0.9]}}}):
+        assert validate(changed).digest() != base, changed

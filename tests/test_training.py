@@ -175,3 +175,39 @@ def test_judge_scores_each_model_on_the_runs_tensors_under_its_own_scaling(workd
     challenger_model, _ = load_model(challenger.model)
     own = load_device_data(files, challenger.split, torch.device("cpu"), normalize=True)
     assert decision.challenger_accuracy == evaluate_tensors(challenger_model, own.test)[1]
+
+
+@pytest.mark.parametrize("challenger, champion, margin, promote", [
+    (0.95, None, 0.5, True),          # no champion: any challenger is promoted
+    (0.95, 0.95, 0.0, True),          # as good as the champion: promoted at margin 0
+    (0.9501, 0.95, 0.002, False),     # better, but not by the margin
+    (0.9521, 0.95, 0.002, True),      # better by the margin
+    (0.949, 0.95, -0.002, True),      # a negative margin tolerates a small loss
+    (0.947, 0.95, -0.002, False),     # ... and no more
+])
+def test_decide_promotes_at_the_champions_accuracy_plus_the_margin(challenger, champion, margin, promote):
+    from lifecycle.registry import decide
+
+    decision = decide(challenger, champion, margin)
+    assert decision.promote is promote
+    assert (decision.challenger_accuracy, decision.champion_accuracy) == (challenger, champion)
+    if champion is not None:
+        assert f"margin {margin:+.4%}" in decision.reason
+        assert decision.reason.endswith("champion kept") is (not promote)
+
+
+def test_a_checkpoint_made_by_other_training_code_is_not_resumed(workdir, params, paths, caplog):
+    files, splits = prepare(params, workdir, paths)
+    train_every_stage(params, files, paths)
+    model = paths.model.read_bytes()
+    state = load_checkpoint(paths.last_checkpoint)
+    state["code_digest"] = "0" * 64  # as if train.py had been edited since
+    torch.save(state, paths.last_checkpoint)
+    caplog.set_level("INFO")
+    train_every_stage(params, files, paths)
+    assert "made by other training code; not resuming" in caplog.text
+    assert "training was already complete" not in caplog.text
+    assert paths.model.read_bytes() == model  # trained again from scratch: the same run, byte for byte
+    caplog.clear()
+    train_every_stage(params, files, paths)  # now it is this code's: nothing to train, and it says so
+    assert "training was already complete (4 epochs" in caplog.text

@@ -9,7 +9,7 @@ every file is reached is listed as its folder (``models/``).
 
 ``dvc.yaml`` lists exactly these paths under each stage's ``deps``
 (tests/test_code_rule.py fails when the two drift apart; ``python -m
-lifecycle.code`` prints them). A retrain's code digest hashes the code of the
+mnistflow.code`` prints them). A retrain's code digest hashes the code of the
 stages that decide the model's bytes (split and train), so a retrain skips or
 reruns on the same grounds as `dvc repro` does for those stages.
 """
@@ -145,8 +145,14 @@ def code_digest(root: Path = CODE_ROOT) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def running_code_digest() -> str:
+    """This process's code digest, computed once: what its checkpoints record."""
+    return code_digest(CODE_ROOT)
+
+
 def main() -> None:
-    """``python -m lifecycle.code``: each stage's code deps, as dvc.yaml lists them."""
+    """``python -m mnistflow.code``: each stage's code deps, as dvc.yaml lists them."""
     for stage in stage_names():
         print(f"{stage}:")
         for dep in stage_deps(stage):

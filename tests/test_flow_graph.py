@@ -1,0 +1,71 @@
+"""The flows' task graphs in this process, on tiny data, under Prefect's own test harness
+(a temporary Prefect server and database): what the flow calls, in which order, and what
+promotion does with it. The command lines and workers are tested in test_flow.py and
+test_deployments.py; this is the fast check of flows/ and tasks/ themselves."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.sorting import TaskRunSort
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.retrain import retraining
+from flows.training import training
+from mnistflow.paths import RegistryPaths, RunPaths
+
+# One task run per step, and one per training stage, in the plain sequence's order; the
+# device first, chosen once and checked before anything is written.
+TRAINING_TASKS = ["select-device", "download", "split", "tensors-to-device", "train-stage-1-lr0.5",
+                  "train-stage-2-lr0.1", "export-onnx", "evaluate", "model-card", "plot", "report"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def task_run_names(state) -> list[str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+    return [re.sub(r"-[0-9a-f]{3}$", "", run.name) for run in runs]  # Prefect's "download-1a2"
+
+
+def test_the_training_flow_calls_each_task_once_in_order(params, workdir):
+    state = training(params=params, run_dir=workdir / "outputs", data_root=workdir / "data", return_state=True)
+    result = state.result()
+    assert task_run_names(state) == TRAINING_TASKS
+    paths = RunPaths(workdir / "outputs")
+    assert result["model"] == str(paths.model) and paths.metrics.exists() and paths.card.exists()
+    assert result["device"] == "cpu"
+    assert result["dvc"] == {"versioned": False,
+                             "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
+    metrics = json.loads(paths.metrics.read_text())
+    assert metrics["determinism"] == {"threads": 1, "deterministic_algorithms": False}
+
+
+def test_retraining_promotes_then_skips_then_judges_with_the_margin(params, workdir):
+    registry = RegistryPaths(workdir / "registry")
+    run = {"params": params, "run_dir": workdir / "challenger", "data_root": workdir / "data",
+           "registry_dir": registry.dir, "dvc_version": False}
+    first = retraining(**run)
+    assert first["promoted"] and first["reason"] == "no champion yet"
+    champion = json.loads(registry.champion_record.read_text())
+    assert champion["source"] == "retrain" and champion["promotion_margin"] == 0.0
+
+    assert retraining(**run) == {"trained": False, "promoted": False, "reason": (
+        "data, params and code unchanged since the champion was trained; nothing to do")}
+
+    other = params.model_copy(update={"train": params.train.model_copy(update={"seed": 1})})
+    judged = retraining(**{**run, "params": other}, promotion_margin=0.5)  # no model gains 50 points
+    assert judged["trained"] and not judged["promoted"] and "margin +50.0000%" in judged["reason"]
+    records = sorted(registry.runs.glob("*.json"))
+    assert [json.loads(p.read_text()).get("promoted") for p in records] == [True, False, False]
+    assert json.loads(registry.champion_record.read_text())["run_id"] == champion["run_id"]

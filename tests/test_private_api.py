@@ -1,0 +1,59 @@
+"""The private names mnistflow leans on still exist, and each shortcut's off switch works.
+
+A failure here means a library changed under a measured shortcut: turn it off
+with MNISTFLOW_NO_PRIVATE_API=<name> (mnistflow/private_api.py) until it is mended.
+"""
+
+import atexit
+import importlib
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+from mnistflow import private_api
+from tests.helpers import REPO, clean_env
+
+
+def test_fast_exit_names_exist():
+    assert callable(getattr(atexit, "_run_exitfuncs", None)), "atexit._run_exitfuncs is gone: turn off fast-exit"
+
+
+@pytest.mark.parametrize("module", private_api.EXPORTER_MODULES)
+def test_every_exporter_module_still_imports(module):
+    importlib.import_module(module)  # a rename inside torch or onnxscript fails here: turn off exporter-preload
+
+
+def test_dvc_lock_names_exist_with_the_signature_used():
+    from dvc.repo import lock_repo
+    from dvc.rwlock import rwlock
+
+    assert callable(lock_repo)
+    assert list(inspect.signature(rwlock).parameters)[:6] == ["tmp_dir", "fs", "cmd", "read", "write", "hardlink"]
+
+
+def test_switches_read_the_environment():
+    assert all(private_api.enabled(name, env={}) for name in private_api.NAMES)
+    off = {private_api.SWITCH_ENV: "dvc-locks, exporter-preload"}
+    assert [private_api.enabled(n, env=off) for n in private_api.NAMES] == [True, False, False]
+    assert not any(private_api.enabled(n, env={private_api.SWITCH_ENV: "all"}) for n in private_api.NAMES)
+    with pytest.raises(KeyError):
+        private_api.enabled("no-such-shortcut")
+
+
+def test_the_dvc_lock_switched_off_holds_nothing(monkeypatch):
+    monkeypatch.setenv(private_api.SWITCH_ENV, "dvc-locks")
+    with private_api.dvc_path_lock(repo=None, writes=["x"]) as held:  # never touches the repo
+        assert held is False
+
+
+@pytest.mark.parametrize("switch", ["", "fast-exit"])
+def test_a_command_exits_with_its_code_with_the_fast_exit_on_or_off(switch):
+    code = ("from mnistflow.entry import run_main\n"
+            "from mnistflow.errors import MnistflowError\n"
+            "def work():\n    raise MnistflowError('bad value')\n"
+            "run_main(work)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env=clean_env(**{private_api.SWITCH_ENV: switch}), timeout=60)
+    assert done.returncode == 2 and done.stderr.strip() == "mnistflow: error: bad value"
