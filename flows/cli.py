@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 from flows.server import api_settings
 from mnistflow.entry import run_main
+from mnistflow.device import select_device
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
-from mnistflow.preflight import writable
+from mnistflow.preflight import preflight
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -131,11 +132,12 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         preload_in_background(RunPaths(args.run_dir), params.digest())
         registry = args.registry if with_registry else None
         where = roots(data=args.data_root, registry=registry)
-        # The folders now; the device and its memory in the flow, which chooses the device once.
-        for folder in (args.run_dir, where.data, *([where.registry] if with_registry else [])):
-            writable(folder)
+        # The device, chosen once here and handed to the flow, and what fits on it: a
+        # run that cannot work is one line before Prefect starts.
+        device = select_device(params.device)
+        preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])], device)
         kwargs = {"params": params, "params_file": str(args.params), "run_dir": args.run_dir,
-                  "data_root": args.data_root}
+                  "data_root": args.data_root, "device": device}
         return {**kwargs, "registry_dir": registry} if with_registry else kwargs
 
     run_flow_command(flow_fn, prog, description, summary, add_arguments, prepare)

@@ -68,11 +68,12 @@ def resolve_params(params: Params | None, params_file: str | Path) -> Params:
     return params if params is not None else load_params(params_file)
 
 
-def checked_device(params: Params, folders: list[Path]) -> DeviceChoice:
-    """The run's one device choice, and every check that needs no write, for that device:
-    ``device: cuda:7`` where there is none, a network that cannot fit, a folder that
-    cannot be written, all refused before the run writes anything."""
-    device = device_task(params.device)
+def checked_device(params: Params, folders: list[Path], chosen: DeviceChoice | None = None) -> DeviceChoice:
+    """The run's one device choice (``chosen`` when the command line made it), and every
+    check that needs no write, for that device: ``device: cuda:7`` where there is none,
+    a network that cannot fit, a folder that cannot be written, all refused before the
+    run writes anything."""
+    device = device_task(params.device, chosen)
     preflight(params, folders, device)
     return device
 

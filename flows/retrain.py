@@ -25,6 +25,7 @@ from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
 from flows.promotion import DvcVersioning, judge_and_promote, new_record
 from lifecycle import registry
+from mnistflow.device import DeviceChoice
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
@@ -37,7 +38,7 @@ from tasks.report import report_task
 def retraining(params: Params | None = None, params_file: str = "params.yaml",
                promotion_margin: float = 0.0, dvc_version: bool = True, dvc_push: bool = True,
                run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
-               registry_dir: Path | None = None) -> dict[str, Any]:
+               registry_dir: Path | None = None, device: DeviceChoice | None = None) -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -50,13 +51,15 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         run_dir: the challenger's run folder.
         data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
         registry_dir: champion and run records (default: $MNISTFLOW_REGISTRY or registry/).
+        device: leave empty: the flow chooses params.device's device. (The command line
+            passes the one it chose and checked before Prefect started.)
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
     where = roots(data=data_root, registry=registry_dir)
     registry_paths = RegistryPaths(where.registry)
-    device = checked_device(params, [paths.dir, where.data, where.registry])  # before anything is written
+    device = checked_device(params, [paths.dir, where.data, where.registry], device)  # before any write
     with run_folder_guard(paths, dataset_dir(params.data, where.data)) as dvc_root:
         files = download_task(params.data, where.data)
         champion = registry.read_champion(registry_paths)

@@ -20,6 +20,7 @@ from prefect import flow
 
 from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
+from mnistflow.device import DeviceChoice
 from mnistflow.download import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
@@ -29,7 +30,8 @@ from tasks.version import outside_workspace, version_task
 
 @flow(name="mnist-training", log_prints=True)
 def training(params: Params | None = None, params_file: str = "params.yaml",
-             run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None) -> dict[str, Any]:
+             run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
+             device: DeviceChoice | None = None) -> dict[str, Any]:
     """Train and evaluate a network (an MLP or a CNN: params.model.kind) on MNIST-family data.
 
     Args:
@@ -37,11 +39,13 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         params_file: read when params is not given.
         run_dir: the run's folder: split, checkpoints, model, metrics, plots.
         data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
+        device: leave empty: the flow chooses params.device's device. (The command line
+            passes the one it chose and checked before Prefect started.)
     """
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
     data = roots(data=data_root).data
-    device = checked_device(params, [paths.dir, data])  # device, memory, folders: before anything is written
+    device = checked_device(params, [paths.dir, data], device)  # device, memory, folders: before any write
     with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
         result = run_pipeline(params, paths, data, device)
         report_task(result.metrics, paths.history, result.plots)

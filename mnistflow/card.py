@@ -1,4 +1,4 @@
-"""Step 8: ``MODEL_CARD.md``, written from the run's own records.
+"""The card stage: ``MODEL_CARD.md``, written from the run's own records.
 
 The sections follow Mitchell et al., "Model Cards for Model Reporting" (2019),
 as the Hugging Face model card template arranges them: details, intended use,

@@ -1,4 +1,4 @@
-"""Step 1: fetch the four IDX files from the first mirror that serves them intact.
+"""The download stage: fetch the four IDX files from the first mirror that serves them intact.
 
 A file is verified before it is published under its final name, so later steps
 never see an unverified byte; a file already there that verifies is never

@@ -1,4 +1,4 @@
-"""Step 7: accuracy and loss per epoch (stage boundaries marked) and the confusion matrix, as PNG."""
+"""The plot stage: accuracy and loss per epoch (stage boundaries marked) and the confusion matrix, as PNG."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 2: a seeded random hold-out of the training set for validation.
+"""The split stage: a seeded random hold-out of the training set for validation.
 
 numpy's PCG64 ``Generator`` gives the same permutation for the same seed on
 every platform, so the split is a pure function of (seed, size, fraction). It

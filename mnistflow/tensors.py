@@ -1,4 +1,4 @@
-"""Step 3: the data as tensors on the device, and seeded shuffled batches from them.
+"""The data as tensors (the train and evaluate stages open them) on the device, and seeded shuffled batches from them.
 
 The original recipe turned one PIL image at a time into a tensor through a
 DataLoader; that was most of its run time. Here the images are decoded once,

@@ -42,9 +42,8 @@ class ModelFiles:
 
 def choose_model(given: Path | None, registry: RegistryPaths, run: RunPaths) -> ModelFiles:
     if given is not None:
-        chosen = ModelFiles.given(given)
-        log.info("model: %s (given with --model)", chosen.model)
-    elif registry.champion_model.exists():
+        return ModelFiles.given(given)  # the user's own choice needs no word
+    if registry.champion_model.exists():
         chosen = ModelFiles.of_champion(registry)
         newer = run.model.exists() and run.model.stat().st_mtime > chosen.model.stat().st_mtime
         log.info("model: the champion %s%s", chosen.model,

@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+# As flows/__init__.py sets it for every flow process, before Prefect reads its settings:
+# pipeline code logging outside a flow run (a plain test after an in-process flow test)
+# has no run to send its lines to, and that is no warning.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
 from mnistflow.params import validate
 from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset

@@ -101,7 +101,8 @@ def test_the_download_task_runs_once_for_wrong_bytes(tmp_path, dataset, prefect_
         "flow_runs": {"deployment_id": {"is_null_": True}, "state": {"type": {"any_": ["FAILED"]}}},
         "sort": "START_TIME_DESC", "limit": 1})
     tasks = prefect_server.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [runs[0]["id"]]}}})
-    assert [(t["name"].rsplit("-", 1)[0], t["run_count"]) for t in tasks] == [("download", 1)]
+    downloads = [(t["name"].rsplit("-", 1)[0], t["run_count"]) for t in tasks if t["name"].startswith("download")]
+    assert downloads == [("download", 1)]
 
 
 # 2: a gzip bomb stops at the bound, in little memory, over HTTP and from a directory.
