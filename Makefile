@@ -1,27 +1,34 @@
 # Two commands do everything on a fresh clone: `make run` and `make test`.
-# Both create .venv and install the project into it first (once).
+# Both create .venv and install the project into it first (once): `make run` what
+# running needs (the package and its export extra), `make test` the test tooling too.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test unit repro serve bench setup clean
+.PHONY: run test unit repro serve bench setup setup-dev clean
 setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
 
 # Set-up also makes Prefect's database (in PREFECT_HOME, ~/.prefect by default):
 # left to the first run's server start, its migrations add 6 s to that run.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[export]'
 	test -n "$$PREFECT_API_URL" || $(VENV)/bin/prefect server database upgrade -y > /dev/null
+	touch $@
+
+# The tests' and benchmarks' own tools: selenium, moto, pytest, torchvision, ...
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
 run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml
 	$(PY) -m flows.training
 
-test: setup  ## the whole test suite (CI runs exactly this)
+test: setup-dev  ## the whole test suite (CI runs exactly this)
 	$(PY) -m pytest -q -n 2
 
-unit: setup  ## the in-process tests only, under a minute: the inner loop
+unit: setup-dev  ## the in-process tests only, under a minute: the inner loop
 	$(PY) -m pytest -q -n 2 -m "not integration"
 
 repro: setup  ## the same pipeline through DVC
@@ -30,7 +37,7 @@ repro: setup  ## the same pipeline through DVC
 serve: setup  ## the champion (else outputs/model.pt) over HTTP, with a page to draw on
 	$(PY) -m serving.service
 
-bench: setup  ## speed against the original recipe (see bench/README.md)
+bench: setup-dev  ## speed against the original recipe (see bench/README.md)
 	$(PY) -m bench.speed
 
 clean:

@@ -34,11 +34,16 @@ class _HideUserErrorTracebacks(logging.Filter):
 
 def show_own_logs() -> None:
     """mnistflow's own lines (a mirror retried, a wait for DVC) on the terminal too,
-    where Prefect shows its run logs."""
+    where Prefect shows its run logs, once each: not also through the root logger's
+    console handler, which Prefect gives every WARNING. (Its API handler, which puts
+    them in the run's logs, is on the mnistflow logger itself: prefect.toml's
+    extra_loggers.)"""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(name)s - %(message)s",
                                            "%H:%M:%S"))
-    logging.getLogger("mnistflow").addHandler(handler)
+    own = logging.getLogger("mnistflow")
+    own.addHandler(handler)
+    own.propagate = False
 
 
 def quiet_user_errors() -> None:
@@ -126,6 +131,13 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         if with_registry:
             parser.add_argument("--registry", type=Path, default=None,
                                 help="champion and run records (default: $MNISTFLOW_REGISTRY or registry/)")
+        if with_registry:
+            parser.add_argument("--no-dvc-push", action="store_true",
+                                help="version the run with DVC and git, but push nothing to the DVC remote")
+            parser.add_argument("--no-dvc-version", action="store_true",
+                                help="no dvc commit, no push, no git commit of dvc.lock")
+        parser.add_argument("--from-scratch", action="store_true",
+                            help="train from the first epoch even when the run folder holds a finished run")
 
     def prepare(args: argparse.Namespace) -> dict[str, Any]:
         params = load_params(args.params)
@@ -137,7 +149,10 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         device = select_device(params.device)
         preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])], device)
         kwargs = {"params": params, "params_file": str(args.params), "run_dir": args.run_dir,
-                  "data_root": args.data_root, "device": device}
-        return {**kwargs, "registry_dir": registry} if with_registry else kwargs
+                  "data_root": args.data_root, "device": device, "from_scratch": args.from_scratch}
+        if not with_registry:
+            return kwargs
+        return {**kwargs, "registry_dir": registry, "dvc_push": not args.no_dvc_push,
+                "dvc_version": not args.no_dvc_version}
 
     run_flow_command(flow_fn, prog, description, summary, add_arguments, prepare)

@@ -10,7 +10,6 @@ model card -> plots.
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,7 +46,8 @@ class PipelineResult:
     data: DeviceData
     metrics: dict[str, Any]
     plots: list[Path]
-    train_seconds: float
+    train_seconds: float  # of the run that trained (an earlier one when this one found it done)
+    trained: bool
 
 
 def ensure_outputs_limit() -> None:
@@ -98,32 +98,51 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
 
 def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: DeviceChoice,
                  files: DatasetFiles | None = None, progress_artifact: bool = True,
-                 hand_off: bool = True) -> PipelineResult:
+                 hand_off: bool = True, from_scratch: bool = False, label: str = "") -> PipelineResult:
     """The whole pipeline as task runs, on the ``device`` the flow chose. A sweep's
     trials pass ``progress_artifact=False`` (dozens of trials moving one progress bar
     would tell nobody anything) and ``hand_off=False``: no ONNX file or model card for
-    every trial, only for the one promoted (``hand_off_tasks``)."""
+    every trial, only for the one promoted (``hand_off_tasks``). ``from_scratch``
+    drops the run's checkpoint first, so a finished run trains again. ``label`` ends
+    every task run's name (a sweep's trial id), so each log line says whose it is."""
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
+    split, tensors, train_stage, evaluate, plot = (labelled(t, label) for t in (
+        split_task, tensors_task, train_stage_task, evaluate_task, plot_task))
     files = files or download_task(params.data, data_root)
-    split_task(files, params.data, paths.split)
-    runtime, data = runtime_and_tensors(params, files, paths, device)
+    split(files, params.data, paths.split)
+    runtime, data = runtime_and_tensors(params, files, paths, device, tensors)
     progress = start_progress(sum(s.epochs for s in params.train.stages)) if progress_artifact else None
-    started = time.perf_counter()
-    with training_record(paths, device):
+    if from_scratch:
+        paths.last_checkpoint.unlink(missing_ok=True)
+    with training_record(paths, device) as took:
         for index in range(len(params.train.stages)):
-            train_stage_task(params, data, runtime, files.digest, index, paths, progress)
-    train_seconds = time.perf_counter() - started
+            train_stage(params, data, runtime, files.digest, index, paths, progress)
     metrics = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
-               else evaluate_task(params, data, files, runtime, paths))
-    plots = plot_task(paths, params.plot)
-    return PipelineResult(files, runtime, data, metrics, plots, train_seconds)
+               else evaluate(params, data, files, runtime, paths))
+    plots = plot(paths, params.plot)
+    return PipelineResult(files, runtime, data, metrics, plots, took.seconds, took.trained)
 
 
-def runtime_and_tensors(params: Params, files: DatasetFiles, paths: RunPaths,
-                        device: DeviceChoice) -> tuple[Runtime, DeviceData]:
+def labelled(task: Any, label: str) -> Any:
+    """``task`` whose runs are named ``<its usual name>-<label>``; itself without a label."""
+    if not label:
+        return task
+    usual = task.task_run_name
+
+    def name() -> str:
+        from prefect.runtime import task_run
+
+        base = usual() if callable(usual) else (usual or task.name).format(**task_run.parameters)
+        return f"{base}-{label}"
+
+    return task.with_options(task_run_name=name)
+
+
+def runtime_and_tensors(params: Params, files: DatasetFiles, paths: RunPaths, device: DeviceChoice,
+                        tensors: Any = tensors_task) -> tuple[Runtime, DeviceData]:
     """How the run computes on the device chosen, and the split's tensors on it."""
     runtime = configure_runtime(device, params.train.threads, params.train.precision)
-    return runtime, tensors_task(files, paths.split, runtime.torch, params.data.normalize)
+    return runtime, tensors(files, paths.split, runtime.torch, params.data.normalize)
 
 
 def hand_off_tasks(params: Params, data: DeviceData, runtime: Runtime, files: DatasetFiles,

@@ -10,7 +10,9 @@
    git commit of dvc.lock), and leave a record in the registry's runs/.
 
 Deployment `retrain` (prefect.yaml) runs it weekly; ``python -m flows.retrain``
-runs it once.
+runs it once. Either commits dvc.lock to the current git branch and pushes to
+the default DVC remote: ``--no-dvc-push`` keeps it local, ``--no-dvc-version``
+does neither (the deployment's ``dvc_push`` and ``dvc_version``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from tasks.report import report_task
 def retraining(params: Params | None = None, params_file: str = "params.yaml",
                promotion_margin: float = 0.0, dvc_version: bool = True, dvc_push: bool = True,
                run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
-               registry_dir: Path | None = None, device: DeviceChoice | None = None) -> dict[str, Any]:
+               registry_dir: Path | None = None, device: DeviceChoice | None = None,
+               from_scratch: bool = False) -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -53,6 +56,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         registry_dir: champion and run records (default: $MNISTFLOW_REGISTRY or registry/).
         device: leave empty: the flow chooses params.device's device. (The command line
             passes the one it chose and checked before Prefect started.)
+        from_scratch: train the challenger from the first epoch even when its run folder
+            holds a finished run of these params.
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -73,7 +78,7 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                                      f"(champion from run `{champion['run_id']}`).", key="training-report")
             return {"trained": False, "promoted": False, "reason": reason}
 
-        result = run_pipeline(params, paths, where.data, device, files)
+        result = run_pipeline(params, paths, where.data, device, files, from_scratch=from_scratch)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
                                      DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics)
         report_task(result.metrics, paths.history, result.plots,

@@ -31,7 +31,7 @@ from tasks.version import outside_workspace, version_task
 @flow(name="mnist-training", log_prints=True)
 def training(params: Params | None = None, params_file: str = "params.yaml",
              run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
-             device: DeviceChoice | None = None) -> dict[str, Any]:
+             device: DeviceChoice | None = None, from_scratch: bool = False) -> dict[str, Any]:
     """Train and evaluate a network (an MLP or a CNN: params.model.kind) on MNIST-family data.
 
     Args:
@@ -41,13 +41,15 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
         device: leave empty: the flow chooses params.device's device. (The command line
             passes the one it chose and checked before Prefect started.)
+        from_scratch: train again from the first epoch, even when the run folder holds
+            a finished run of these params (which is otherwise kept: nothing to train).
     """
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
     data = roots(data=data_root).data
     device = checked_device(params, [paths.dir, data], device)  # device, memory, folders: before any write
     with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
-        result = run_pipeline(params, paths, data, device)
+        result = run_pipeline(params, paths, data, device, from_scratch=from_scratch)
         report_task(result.metrics, paths.history, result.plots)
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
@@ -64,6 +66,7 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         "model": str(paths.model),
         "run_dir": str(paths.dir),
         "train_seconds": result.train_seconds,
+        "trained": result.trained,
         "dvc": recorded,
     }
 
@@ -71,11 +74,14 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
 def summary(result: dict[str, Any], link: str) -> str:
     """The block a user reads when the run ends: how it did, and where everything is."""
     dvc = result["dvc"]
+    trained = (f"{result['train_seconds']:.1f}s of training on {result['device']}" if result["trained"] else
+               f"training was already complete: {result['train_seconds']:.1f}s when it trained; "
+               "--from-scratch trains again")
     recorded = ("recorded in dvc.lock and the DVC cache: `dvc status`, `dvc metrics show`, `dvc plots show`"
                 if dvc.get("versioned") else dvc.get("why", "not recorded"))
     return "\n".join([
         f"validation accuracy {100 * result['val_accuracy']:.2f}%, test accuracy "
-        f"{100 * result['test_accuracy']:.2f}% ({result['train_seconds']:.1f}s of training on {result['device']})",
+        f"{100 * result['test_accuracy']:.2f}% ({trained})",
         f"  run folder   {result['run_dir']}  (model {result['model']}, metrics {result['metrics']})",
         f"  plots        {', '.join(result['plots'])}",
         f"  run in UI    {link}",

@@ -70,21 +70,29 @@ def write_record(run_dir: Path, record: dict[str, Any]) -> None:
     atomic.write_json(Path(run_dir) / RECORD, record)
 
 
-def plot_sweep(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path:
-    """Validation accuracy against each swept value, one panel per key."""
+def plot_sweep(path: Path, rows: list[dict[str, Any]], swept: list[str], name: str = "",
+               select: str = "val_accuracy") -> Path:
+    """Validation accuracy against each swept value, one panel per key; the best trial
+    by ``select`` marked and named in the title."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = [r for r in rows if r["status"] == "completed"]
+    winner = best(rows, select)
     fig, axes = plt.subplots(1, max(len(swept), 1), figsize=(4 * max(len(swept), 1), 3.5), squeeze=False)
     for ax, key in zip(axes[0], swept):
         values = [r["overrides"].get(key) for r in done]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         labels = sorted({json.dumps(v) for v in values}) if not numeric else None
         xs = values if numeric else [labels.index(json.dumps(v)) for v in values]
-        ax.scatter(xs, [100 * float(r["val_accuracy"]) for r in done])
+        ax.scatter(xs, [100 * float(r["val_accuracy"]) for r in done], label="trial")
+        if winner is not None:
+            at = done.index(winner)
+            ax.scatter([xs[at]], [100 * float(winner["val_accuracy"])], marker="*", s=220, color="tab:red",
+                       zorder=3, label=f"best by {select}")
+            ax.legend(loc="lower right", fontsize=8)
         if labels is not None:
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         elif values and min(values) > 0 and max(values) / min(values) > 20:
@@ -92,6 +100,10 @@ def plot_sweep(path: Path, rows: list[dict[str, Any]], swept: list[str]) -> Path
         ax.set_xlabel(key)
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
+    title = f"Sweep {name}: " if name else "Sweep: "
+    title += (f"best {winner['trial']} ({select} {float(winner[select]):.4f})" if winner is not None
+              else "no trial completed")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
     plt.close(fig)

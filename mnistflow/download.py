@@ -25,11 +25,16 @@ from .params import DataParams
 
 log = logging.getLogger(__name__)
 
+# One setting for every dataset: a directory (or URL) with one folder per dataset,
+# named as data.dataset names it (mnist/, fashion-mnist/, kmnist/), as torchvision's
+# ``root`` is laid out. And the older form, one mirror tried first whatever the dataset.
+MIRROR_ROOT_ENV = "MNISTFLOW_MIRROR_ROOT"
 MIRROR_ENV = "MNISTFLOW_MIRROR"
 NDIM = {"train-images": 3, "train-labels": 1, "test-images": 3, "test-labels": 1}
 HINT = (
-    f"to work offline, put the four *-ubyte.gz files in a directory and set "
-    f"{MIRROR_ENV}=/that/dir (or list it under data.mirrors in params.yaml)"
+    f"to work offline, put each dataset's four *-ubyte.gz files in a folder named after it "
+    f"(mnist/, fashion-mnist/, ...) under one directory and set {MIRROR_ROOT_ENV}=/that/dir "
+    f"(or set {MIRROR_ENV} to one dataset's folder, or list it under data.mirrors in params.yaml)"
 )
 
 
@@ -45,10 +50,18 @@ class DatasetFiles:
 
 
 def mirror_list(data: DataParams, env: dict[str, str] | None = None) -> list[str]:
+    """In order: the dataset's folder under $MNISTFLOW_MIRROR_ROOT (a named dataset's),
+    $MNISTFLOW_MIRROR, data.mirrors or else the published mirrors."""
     env = os.environ if env is None else env
     configured = list(data.mirrors) if data.mirrors is not None else list(DATASETS[data.dataset].mirrors)
+    first = []
+    root = env.get(MIRROR_ROOT_ENV, "").strip()
+    if root and data.dataset in DATASETS:
+        first.append(f"{root.rstrip('/')}/{data.dataset}" + ("/" if "://" in root else ""))
     extra = env.get(MIRROR_ENV, "").strip()
-    return ([extra] if extra else []) + [m for m in configured if m != extra]
+    if extra and extra not in first:
+        first.append(extra)
+    return first + [m for m in configured if m not in first]
 
 
 def expected_checksums(data: DataParams) -> dict[str, Checksum]:
@@ -57,7 +70,12 @@ def expected_checksums(data: DataParams) -> dict[str, Checksum]:
     return DATASETS[data.dataset].checksums
 
 
+# In the dataset's folder (DVC-tracked): the md5 of each verified file, the same on
+# every machine. Beside it, outside the tracked folder, each file's size and
+# modification time when it verified: machine-specific, only a cache that spares
+# hashing 55 MB again in every step.
 MANIFEST = "checksums.json"
+STAMPS = ".stamps"
 
 
 def dataset_dir(data: DataParams, data_root: Path) -> Path:
@@ -87,17 +105,40 @@ def _hash_file(path: Path) -> str:
         return hashlib.file_digest(fh, "md5").hexdigest()
 
 
-def _verified(path: Path, expected: str | None, entry: dict) -> bool:
+def _verified(path: Path, expected: str | None, stamp: dict) -> bool:
     """Is ``path`` the file whose uncompressed md5 is ``expected``?
 
-    Trusted without a read when its size and modification time are the ones the
-    manifest recorded when it was verified; hashed again when either differs.
+    Trusted without a read when its size and modification time are the ones
+    stamped when it verified; hashed again when either differs.
     """
     if expected is None or not path.exists():
         return False
-    if entry.get("md5") == expected and {k: entry.get(k) for k in ("size", "mtime_ns")} == _stat(path):
+    if stamp.get("md5") == expected and {k: stamp.get(k) for k in ("size", "mtime_ns")} == _stat(path):
         return True
     return _hash_file(path) == expected
+
+
+def _stamps_path(directory: Path) -> Path:
+    return directory.parent / STAMPS / f"{directory.name}.json"
+
+
+def _stamps(directory: Path) -> dict[str, dict]:
+    try:
+        stamps = json.loads(_stamps_path(directory).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def _stamp(directory: Path, md5: dict[str, str], recorded: dict[str, dict]) -> None:
+    """Record each verified file's size and time; best effort (a read-only data root
+    keeps working, hashing again)."""
+    stamps = {key: {"md5": md5[key], **_stat(directory / stored_name(key))} for key in FILES}
+    if stamps != recorded:
+        try:
+            atomic.write_json(_stamps_path(directory), stamps)
+        except (OSError, MnistflowError) as exc:
+            log.debug("could not record %s: %s", _stamps_path(directory), exc)
 
 
 def _fetch_verified(data: DataParams, key: str, mirror: str, checksum: Checksum, target: Path,
@@ -136,13 +177,12 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
     directory = dataset_dir(data, data_root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
-    recorded = _manifest(directory)
+    recorded, stamps = _manifest(directory), _stamps(directory)
     md5: dict[str, str] = {}
     for key in FILES:
         target = directory / stored_name(key)
-        entry = recorded.get(key, {})
-        expected = checksums[key].md5 if checksums[key].uncompressed else entry.get("md5")
-        if _verified(target, expected, entry):
+        expected = checksums[key].md5 if checksums[key].uncompressed else recorded.get(key)
+        if _verified(target, expected, stamps.get(key, {})):
             md5[key] = expected
             continue
         if target.exists():
@@ -167,21 +207,22 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
             raise MirrorsFailedError(
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}", retryable=transient)
-    manifest = {key: {"md5": md5[key], **_stat(directory / stored_name(key))} for key in FILES}
-    if recorded != manifest:
-        atomic.write_json(directory / MANIFEST, manifest)
+    if _manifest(directory, raw=True) != md5:  # an older one (with sizes and times) is rewritten too
+        atomic.write_json(directory / MANIFEST, {key: md5[key] for key in FILES})
+    _stamp(directory, md5, stamps)
     return _dataset_files(data, directory, md5)
 
 
-def _manifest(directory: Path) -> dict[str, dict]:
-    """What the download step verified: per file its md5, size and mtime."""
+def _manifest(directory: Path, raw: bool = False) -> dict[str, str]:
+    """What the download step verified: per file its md5 (``raw``: the file as it is)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
-    # An older manifest held only md5s: keep them, with no size or time to trust.
-    return {k: v if isinstance(v, dict) else {"md5": v} for k, v in manifest.items()} \
-        if isinstance(manifest, dict) else {}
+    if not isinstance(manifest, dict) or raw:
+        return manifest if isinstance(manifest, dict) else {}
+    # An older manifest held each file's size and time too: its md5s stand.
+    return {k: v.get("md5") if isinstance(v, dict) else v for k, v in manifest.items()}
 
 
 def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> DatasetFiles:
@@ -199,19 +240,19 @@ def locate(data: DataParams, data_root: Path) -> DatasetFiles:
     hashed again, and one whose content changed is refused.
     """
     directory = dataset_dir(data, data_root)
-    manifest = _manifest(directory)
+    manifest, stamps = _manifest(directory), _stamps(directory)
     if not manifest:
         raise MnistflowError(f"{directory / MANIFEST}: missing or unreadable (run the download step first)")
     checksums = expected_checksums(data)
     md5 = {}
     for key in FILES:
         path = directory / stored_name(key)
-        entry = manifest.get(key, {})
-        known = checksums[key].md5 if checksums[key].uncompressed else entry.get("md5")
-        if entry.get("md5") != known or not path.exists():
+        known = checksums[key].md5 if checksums[key].uncompressed else manifest.get(key)
+        if manifest.get(key) != known or not path.exists():
             raise MnistflowError(f"{directory}: {key} is missing or not the expected file (run the download step)")
-        if not _verified(path, known, entry):
+        if not _verified(path, known, stamps.get(key, {})):
             raise MnistflowError(f"{path}: changed since it was downloaded (its md5 is no longer {known}); "
                                  "run the download step again")
         md5[key] = known
+    _stamp(directory, md5, stamps)  # a `dvc checkout` gave the files new times: hashed once, then trusted
     return _dataset_files(data, directory, md5)

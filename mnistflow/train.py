@@ -14,6 +14,7 @@ run; no RNG state needs saving.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -280,18 +281,27 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
     return paths.last_checkpoint
 
 
+@dataclass
+class TrainingTime:
+    seconds: float = 0.0   # of the run that trained: this one, or the one before it
+    trained: bool = False  # whether this run trained any epoch
+
+
 @contextlib.contextmanager
-def training_record(paths: RunPaths, device: DeviceChoice) -> Iterator[None]:
+def training_record(paths: RunPaths, device: DeviceChoice) -> Iterator[TrainingTime]:
     """Around all of a run's stages: how long they took goes in ``training.json``
-    (for the model card), apart from the model and metrics so that their bytes
-    stay the same from run to run. A run that found training finished leaves
-    the record of the run that trained."""
-    before = atomic.stamp(paths.model)
-    started = time.perf_counter()
-    yield
-    if atomic.stamp(paths.model) != before or not paths.training.exists():
-        atomic.write_json(paths.training, {"seconds": round(time.perf_counter() - started, 3),
-                                           "device": device.name, "reason": device.reason})
+    (for the run summary; not tracked by DVC), apart from the model and metrics so
+    that their bytes stay the same from run to run. A run that found training finished (it wrote
+    no checkpoint) keeps the record of the run that trained, and says so."""
+    before, started, record = atomic.stamp(paths.last_checkpoint), time.perf_counter(), TrainingTime()
+    yield record
+    record.trained = atomic.stamp(paths.last_checkpoint) != before
+    if record.trained or not paths.training.exists():
+        record.seconds = round(time.perf_counter() - started, 3)
+        atomic.write_json(paths.training, {"seconds": record.seconds, "device": device.name,
+                                           "reason": device.reason})
+    else:
+        record.seconds = json.loads(paths.training.read_text())["seconds"]
 
 
 def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunPaths,

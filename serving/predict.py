@@ -48,10 +48,12 @@ def load_inputs(path: Path, shape: tuple[int, int]) -> list[tuple[str, np.ndarra
     return [(str(path), to_model_input(read_image(path), shape))]
 
 
-def predict_files(model_path: Path, images: list[Path]) -> list[dict[str, Any]]:
+def predict_files(model_path: Path, images: list[Path], why: str = "") -> list[dict[str, Any]]:
     from mnistflow.inference import Predictor
 
     predictor = Predictor.load(model_path)
+    if why:  # said once the model loads: a bad file is then one line, nothing before it
+        logging.getLogger("mnistflow").info("%s", why)
     named = [item for path in images for item in load_inputs(path, predictor.input_shape)]
     pixels = np.stack([pixels for _, pixels in named])
     return [{"image": name, **answer} for (name, _), answer in zip(named, predictor.answers(pixels))]
@@ -72,9 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         from .model_file import choose_model
 
         setup_logging(logging.WARNING if args.json else logging.INFO)
-        model = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
-                             RunPaths(DEFAULT_RUN_DIR)).model
-        results = predict_files(model, args.images)
+        files = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
+                             RunPaths(DEFAULT_RUN_DIR))
+        model = files.model
+        results = predict_files(model, args.images, files.why)
         if args.json:
             json.dump({"model": str(model), "predictions": results}, sys.stdout, indent=2)
             print()

@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
 
         files = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
                              RunPaths(DEFAULT_RUN_DIR))
-        app = create_app(files)
+        app = create_app(files)  # loads the model: a missing or bad file is one line
+        if files.why:
+            log.info("%s", files.why)
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
         uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning")
 

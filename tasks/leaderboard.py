@@ -18,7 +18,7 @@ def leaderboard_task(sweep_dir: Path, name: str, rows: list[dict[str, Any]], swe
                      select: str) -> dict[str, str]:
     table = leaderboard(rows, swept, select)
     csv_path = write_leaderboard(sweep_dir / "leaderboard.csv", table)
-    png_path = plot_sweep(sweep_dir / "sweep.png", rows, swept)
+    png_path = plot_sweep(sweep_dir / "sweep.png", rows, swept, name, select)
     ranked = sorted_rows(rows, select)
     create_table_artifact(table, key="sweep-leaderboard", description=f"Sweep {name}, best first by {select}")
     done = [r for r in ranked if r["status"] == "completed"]

@@ -48,3 +48,19 @@ def test_fashion_cnn_fast_preset_reaches_91_percent_on_genuine_fashion_mnist(tmp
     metrics = train_preset(tmp_path, "fashion-cnn-fast", real_fashion)
     assert metrics["dataset"]["name"] == "fashion-mnist" and metrics["architecture"]["padding"] == "same"
     assert metrics["test"]["accuracy"] >= 0.91, metrics["test"]
+
+
+@pytest.mark.slow
+def test_one_mirror_root_serves_mnist_and_fashion_mnist(tmp_path, real_mnist, real_fashion):
+    """The README's air-gapped setting: one folder per dataset under MNISTFLOW_MIRROR_ROOT,
+    and the same setting downloads either dataset (no MNISTFLOW_MIRROR at all)."""
+    root = tmp_path / "datasets"
+    root.mkdir()
+    (root / "mnist").symlink_to(real_mnist)
+    (root / "fashion-mnist").symlink_to(real_fashion)
+    env = clean_env(MNISTFLOW_MIRROR_ROOT=str(root))
+    for dataset in ("mnist", "fashion-mnist"):
+        (tmp_path / "params.yaml").write_text(f"data: {{dataset: {dataset}}}\n")
+        result = stage(tmp_path, "download", env, check=True)
+        assert f"fetched train-images-idx3-ubyte.gz from {root / dataset}" in result.stderr
+        assert json.loads((tmp_path / "data" / dataset / "checksums.json").read_text())

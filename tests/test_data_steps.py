@@ -88,6 +88,20 @@ def test_env_mirror_is_tried_first(params):
     assert mirror_list(validate({}).data, {})[0].startswith("https://ossci-datasets.s3")
 
 
+def test_one_mirror_root_serves_every_named_dataset_first():
+    root = {"MNISTFLOW_MIRROR_ROOT": "/srv/datasets/"}
+    for dataset in ("mnist", "fashion-mnist", "kmnist"):
+        data = validate({"data": {"dataset": dataset}}).data
+        mirrors = mirror_list(data, root)
+        assert mirrors[0] == f"/srv/datasets/{dataset}" and len(mirrors) > 1  # then the published ones
+    fashion = validate({"data": {"dataset": "fashion-mnist"}}).data
+    assert mirror_list(fashion, {"MNISTFLOW_MIRROR_ROOT": "https://example.org/data"})[0] == \
+        "https://example.org/data/fashion-mnist/"
+    # with both set: the dataset's own folder, then the one-dataset form
+    assert mirror_list(fashion, {**root, "MNISTFLOW_MIRROR": "/srv/mnist"})[:2] == [
+        "/srv/datasets/fashion-mnist", "/srv/mnist"]
+
+
 def test_split_is_seeded_disjoint_and_recorded(workdir, params):
     train, val = split_indices(100, 0.2, seed=7)
     assert len(val) == 20 and not set(train) & set(val) and len(set(train) | set(val)) == 100
@@ -158,3 +172,33 @@ def test_the_runtime_carries_the_one_device_choice_and_its_precision():
     # bf16 autocast is a CUDA choice: asked for on a CPU, the run computes in float32
     assert runtime.autocast_bf16 is False
     assert runtime.determinism() == {"threads": 1, "deterministic_algorithms": False}
+
+
+def test_the_tracked_manifest_is_the_same_on_every_machine_and_the_stamps_live_outside(tmp_path, params):
+    """checksums.json (inside the DVC-tracked folder) holds md5s only; the files' sizes
+    and times, which differ on every clone, are a cache beside the folder."""
+    import json
+    import os
+
+    from mnistflow.download import locate
+
+    one, two = download(params.data, tmp_path / "one"), download(params.data, tmp_path / "two")
+    for name in FILE_NAMES.values():  # another clone: the same bytes, other times
+        os.utime(tmp_path / "two" / "custom" / name.removesuffix(".gz"), ns=(1, 1))
+    locate(params.data, tmp_path / "two")  # hashed again, and stamped anew
+    manifests = [(tmp_path / root / "custom" / "checksums.json").read_bytes() for root in ("one", "two")]
+    assert manifests[0] == manifests[1] and json.loads(manifests[0]) == one.md5 == two.md5
+    assert sorted(p.name for p in (tmp_path / "one" / "custom").iterdir()) == sorted(
+        ["checksums.json", *(n.removesuffix(".gz") for n in FILE_NAMES.values())])
+    stamps = json.loads((tmp_path / "two" / ".stamps" / "custom.json").read_text())
+    assert {entry["mtime_ns"] for entry in stamps.values()} == {1}
+
+
+def test_an_older_manifest_with_times_is_rewritten_with_md5s_only(workdir, params):
+    import json
+
+    files = download(params.data, workdir / "data")
+    manifest = workdir / "data" / "custom" / "checksums.json"
+    manifest.write_text(json.dumps({k: {"md5": v, "size": 1, "mtime_ns": 2} for k, v in files.md5.items()}))
+    assert download(params.data, workdir / "data").digest == files.digest
+    assert json.loads(manifest.read_text()) == files.md5

@@ -69,3 +69,21 @@ def test_retraining_promotes_then_skips_then_judges_with_the_margin(params, work
     records = sorted(registry.runs.glob("*.json"))
     assert [json.loads(p.read_text()).get("promoted") for p in records] == [True, False, False]
     assert json.loads(registry.champion_record.read_text())["run_id"] == champion["run_id"]
+
+
+def test_a_finished_run_trains_nothing_and_says_so_unless_from_scratch(params, workdir):
+    from flows.training import summary
+
+    run = {"params": params, "run_dir": workdir / "outputs", "data_root": workdir / "data"}
+    first = training(**run)
+    paths = RunPaths(workdir / "outputs")
+    record = paths.training.read_bytes()
+    again = training(**run)
+    assert first["trained"] and not again["trained"]
+    assert paths.training.read_bytes() == record  # the time of the run that trained, kept
+    assert again["train_seconds"] == first["train_seconds"] == json.loads(record)["seconds"]
+    assert "training was already complete" in summary(again, "(link)")
+    checkpoint = paths.last_checkpoint.stat().st_mtime_ns
+    scratch = training(**run, from_scratch=True)
+    assert scratch["trained"] and paths.last_checkpoint.stat().st_mtime_ns != checkpoint
+    assert scratch["test_accuracy"] == first["test_accuracy"]  # the same run again, from epoch 1

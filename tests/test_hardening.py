@@ -97,6 +97,9 @@ def test_the_download_task_runs_once_for_wrong_bytes(tmp_path, dataset, prefect_
                                                            data={"mirrors": [f"{server.url}/corrupt/"]}))
         result = run(FLOW, tmp_path, prefect_server.env)
     assert result.returncode == 2 and "not a complete gzip file" in result.stderr
+    # each of mnistflow's warnings once on the terminal (not also through the root logger)
+    warnings = [line.split(" | ", 1)[1] for line in result.stderr.splitlines() if "| WARNING | mnistflow" in line]
+    assert warnings and len(warnings) == len(set(warnings)), warnings
     runs = prefect_server.post("/flow_runs/filter", {  # the newest failed run started by hand
         "flow_runs": {"deployment_id": {"is_null_": True}, "state": {"type": {"any_": ["FAILED"]}}},
         "sort": "START_TIME_DESC", "limit": 1})

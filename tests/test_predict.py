@@ -143,3 +143,23 @@ def test_a_decompression_bomb_is_refused_before_decoding():
     Image.new("L", (5000, 5000)).save(bomb, "PNG")  # 25 megapixels in about 25 KB
     with pytest.raises(ImageError, match=r"bomb.png: 5000x5000 pixels is more than"):
         decode_image(bomb.getvalue(), "bomb.png")
+
+
+def test_predict_says_which_model_it_chose(mnist_run, test_images, tmp_path):
+    import os
+
+    Image.fromarray(test_images[0]).save(tmp_path / "digit.png")
+    (tmp_path / "outputs").mkdir()
+    shutil.copy(mnist_run.model, tmp_path / "outputs/model.pt")
+    result = predict_cli(tmp_path, "digit.png")
+    assert result.returncode == 0
+    assert "model: outputs/model.pt (no champion in registry)" in result.stderr
+    champion = tmp_path / "registry/champion/model.pt"
+    champion.parent.mkdir(parents=True)
+    shutil.copy(mnist_run.model, champion)
+    os.utime(champion, (1, 1))  # the run's model is the newer one: the champion still answers, and it says so
+    result = predict_cli(tmp_path, "digit.png")
+    assert result.returncode == 0 and (
+        "model: the champion registry/champion/model.pt (not the newer outputs/model.pt: pass --model to use it)"
+        in result.stderr)
+    assert "model:" not in predict_cli(tmp_path, "--model", "outputs/model.pt", "digit.png").stderr

@@ -125,6 +125,12 @@ def test_sweep_on_two_workers_overlaps_records_failures_and_resumes(tmp_path, da
     artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": [
         "sweep-leaderboard", "sweep-report"]}}, "sort": "CREATED_DESC", "limit": 2})
     assert {a["key"]: a["type"] for a in artifacts} == {"sweep-leaderboard": "table", "sweep-report": "markdown"}
+    # every log line of a trial's training says which trial it is: its task runs end with the trial id
+    trials_run = prefect_server.post("/flow_runs/filter", {"flows": {"name": {"any_": ["mnist-sweep-trials"]}},
+                                                           "sort": "START_TIME_DESC", "limit": 1})[0]
+    stage_runs = [t["name"] for t in prefect_server.post("/task_runs/filter", {
+        "flow_runs": {"id": {"any_": [trials_run["id"]]}}, "limit": 200}) if t["name"].startswith("train-stage-")]
+    assert stage_runs and all(any(name.endswith(f"-{r['trial']}") for r in rows) for name in stage_runs), stage_runs
     # two worker processes, and trials that overlap in time
     done = [r for r in records(sweep_dir).values() if r["status"] == "completed"]
     assert len({r["worker"] for r in done}) == 2
