@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from mnistflow.idx import read_idx  # noqa: E402
+from serving.answers import blank  # noqa: E402
 from serving.imaging import to_model_input  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +33,14 @@ def pictures() -> list[tuple[str, np.ndarray]]:
     wide = Image.new("L", (400, 150), 255)  # a wide photo: black marker on white, a 4 at the left
     ImageDraw.Draw(wide).line([(60, 20), (30, 90), (110, 90)], fill=0, width=9)
     ImageDraw.Draw(wide).line([(90, 40), (90, 140)], fill=0, width=9)
-    return [("scan, 320x240", scan), ("canvas, 280x280", np.asarray(canvas)), ("photo, 400x150", np.asarray(wide))]
+    ys, xs = np.indices((240, 320))  # a phone photo: a lighting gradient across the paper
+    lit = 250.0 - 0.35 * xs - 0.25 * ys
+    big = np.asarray(Image.fromarray(digit).resize((120, 120), Image.Resampling.BILINEAR), dtype=np.float32)
+    lit[60:180, 100:220] -= 0.7 * big * lit[60:180, 100:220] / 255
+    lit = np.clip(lit + np.random.default_rng(1).normal(0, 4, lit.shape), 0, 255).astype(np.uint8)
+    blank = np.clip(240 - 0.4 * xs + np.random.default_rng(2).normal(0, 4, xs.shape), 0, 255).astype(np.uint8)
+    return [("scan, 320x240", scan), ("canvas, 280x280", np.asarray(canvas)), ("photo, 400x150", np.asarray(wide)),
+            ("photo, uneven light", lit), ("blank page, in shadow", blank)]
 
 
 def main() -> None:
@@ -41,8 +49,10 @@ def main() -> None:
     for column, (name, picture) in enumerate(shown):
         axes[0, column].imshow(picture, cmap="gray", vmin=0, vmax=255)
         axes[0, column].set_title(f"before: {name}", fontsize=9)
-        axes[1, column].imshow(to_model_input(picture), cmap="gray", vmin=0, vmax=1)
-        axes[1, column].set_title("after: 28x28, light on dark,\n20x20 box, centred by mass", fontsize=9)
+        prepared = to_model_input(picture)
+        axes[1, column].imshow(prepared, cmap="gray", vmin=0, vmax=1)
+        axes[1, column].set_title("after: 28x28, light on dark,\n20x20 box, centred by mass" if not blank(prepared[None])[0]
+                                  else "after: no ink left:\nflagged \"no digit\", no label", fontsize=9)
         for row in (0, 1):
             axes[row, column].set_xticks([])
             axes[row, column].set_yticks([])

@@ -27,8 +27,19 @@ from mnistflow.errors import MnistflowError
 MAX_PIXELS = 4096 * 4096
 # On a noisy background, pixels under this share of the strongest stroke are noise.
 SPECK = 0.1
+# Ink must stand this many grey levels above the paper's noise floor (a pale pencil
+# does, by 40 and more); fainter is what is left of a shadow, not a stroke.
+MIN_CONTRAST = 24
 # MNIST's box for the digit inside the 28x28 frame: 20/28 of the side.
 BOX_FRACTION = 20 / 28
+# Uneven lighting: a border whose 5th and 95th percentiles differ by more than this
+# many grey levels is a gradient (a phone photo), not a flat paper or screen; scanner
+# noise spans about 20 (sigma 6). Such a picture has its large-scale background
+# estimated and taken away before the ink threshold.
+GRADIENT = 48
+# The background estimate works on the picture shrunk to this long side, where an
+# opening of LIGHTING_KERNEL pixels removes any pen stroke and keeps the lighting.
+LIGHTING_SIDE, LIGHTING_KERNEL = 64, 7
 
 
 class ImageError(MnistflowError):
@@ -97,21 +108,42 @@ def ink_only(grey: np.ndarray) -> np.ndarray:
     # (at three, a 320x240 scan still has a hundred specks above it).
     floor = median + 5 * 1.4826 * float(np.median(np.abs(edge - median)))
     ink = np.clip(grey.astype(np.float32) - floor, 0, None)
-    if ink.max() == 0:
-        return ink.astype(np.uint8)
+    if ink.max() < MIN_CONTRAST:  # nothing stands out of the paper: no ink to stretch
+        return np.zeros_like(grey, dtype=np.uint8)
     if floor > 0:  # a noisy background: a lone speck just over the floor is not ink
         ink[ink < SPECK * ink.max()] = 0
     return (ink * (255.0 / ink.max())).round().astype(np.uint8)
+
+
+def without_lighting(grey: np.ndarray) -> np.ndarray:
+    """Light-on-dark pixels with a smooth lighting gradient taken away: the background
+    is estimated as the grey opening (min, then max filter) of the picture shrunk to
+    LIGHTING_SIDE, blurred and grown back, and subtracted. A flat background (MNIST's
+    black, a canvas, a scan) is left as it is."""
+    edge = border(grey)
+    if float(np.percentile(edge, 95) - np.percentile(edge, 5)) <= GRADIENT:
+        return grey
+    from PIL import ImageFilter
+
+    height, width = grey.shape
+    scale = min(1.0, LIGHTING_SIDE / max(height, width))
+    small = Image.fromarray(grey).resize((max(1, round(width * scale)), max(1, round(height * scale))),
+                                         Image.Resampling.BOX)
+    background = (small.filter(ImageFilter.MinFilter(LIGHTING_KERNEL))
+                  .filter(ImageFilter.MaxFilter(LIGHTING_KERNEL))
+                  .filter(ImageFilter.BoxBlur(LIGHTING_KERNEL // 2))
+                  .resize((width, height), Image.Resampling.BILINEAR))
+    return np.clip(grey.astype(np.int16) - np.asarray(background, dtype=np.int16), 0, 255).astype(np.uint8)
 
 
 def to_model_input(grey: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     """The image as the network's training images were: light on dark, the digit
     scaled into MNIST's box and centred by mass, float32 in [0, 1], ``shape``.
 
-    An image with no ink comes back black: the network still answers, and the
-    answer is as meaningless as the input.
+    An image with no ink comes back black; ``serving.answers`` says so instead of
+    giving it a label.
     """
-    grey = ink_only(light_on_dark(np.asarray(grey, dtype=np.uint8)))
+    grey = ink_only(without_lighting(light_on_dark(np.asarray(grey, dtype=np.uint8))))
     height, width = shape
     frame = np.zeros(shape, dtype=np.float32)
     rows, cols = np.nonzero(grey)

@@ -27,6 +27,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.idx import gunzip, parse_idx
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
+from .answers import answers
 from .imaging import read_image, to_model_input
 
 IDX_IMAGES_MAGIC = bytes([0, 0, 0x08, 0x03])
@@ -56,7 +57,7 @@ def predict_files(model_path: Path, images: list[Path], why: str = "") -> list[d
         logging.getLogger("mnistflow").info("%s", why)
     named = [item for path in images for item in load_inputs(path, predictor.input_shape)]
     pixels = np.stack([pixels for _, pixels in named])
-    return [{"image": name, **answer} for (name, _), answer in zip(named, predictor.answers(pixels))]
+    return [{"image": name, **answer} for (name, _), answer in zip(named, answers(predictor, pixels))]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
             print()
             return
         for result in results:
+            if result["blank"]:
+                print(f"{result['image']}: {result['reason']}")
+                continue
             top = "  ".join(f"{t['label']} {100 * t['probability']:5.1f}%" for t in result["top"])
             print(f"{result['image']}: {result['label']}    ({top})")
 

@@ -39,6 +39,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
+from .answers import answers
 from .imaging import ImageError, decode_image, to_model_input
 from .model_file import ModelFiles, choose_model
 
@@ -154,8 +155,8 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         else:
             raise HTTPException(415, f"content type {kind or 'missing'}: send multipart/form-data with an image "
                                      "file, an image/* body, or application/json pixels")
-        answers = await run_in_threadpool(predictor.answers, pixels)
-        return {"model": {"sha256": predictor.sha256}, "predictions": answers}
+        results = await run_in_threadpool(answers, predictor, pixels)
+        return {"model": {"sha256": predictor.sha256}, "predictions": results}
 
     @app.get("/health")
     def health() -> dict[str, Any]:

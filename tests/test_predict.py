@@ -163,3 +163,40 @@ def test_predict_says_which_model_it_chose(mnist_run, test_images, tmp_path):
         "model: the champion registry/champion/model.pt (not the newer outputs/model.pt: pass --model to use it)"
         in result.stderr)
     assert "model:" not in predict_cli(tmp_path, "--model", "outputs/model.pt", "digit.png").stderr
+
+
+def photographed(image: np.ndarray, rng) -> np.ndarray:
+    """An MNIST digit as a phone photo of paper: dark ink, a lighting gradient from a bright
+    top-left corner to a dim bottom-right one, sensor noise."""
+    digit = np.asarray(Image.fromarray(image).resize((120, 120), Image.Resampling.BILINEAR), dtype=np.float32)
+    ys, xs = np.indices((240, 320))
+    paper = 250.0 - 0.35 * xs - 0.25 * ys  # 250 down to about 78
+    paper[60:180, 100:220] -= 0.7 * digit * paper[60:180, 100:220] / 255
+    return np.clip(paper + rng.normal(0, 4, paper.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_photographed_digit_under_a_lighting_gradient_survives_preparation(test_images):
+    rng = np.random.default_rng(0)
+    similarity = []
+    for image in test_images[:20]:
+        prepared = to_model_input(photographed(image, rng))
+        assert prepared.sum() > 20  # not erased with the shadow
+        similarity.append(np.corrcoef(prepared.ravel(), image.ravel())[0, 1])
+    assert min(similarity) > 0.5 and np.mean(similarity) > 0.85  # before: every one erased to black
+
+
+def test_blank_or_erased_pictures_are_flagged_never_labelled(mnist_run, test_images, tmp_path):
+    from serving.answers import NO_DIGIT
+
+    Image.fromarray(np.full((200, 300), 230, np.uint8)).save(tmp_path / "blank.png")  # white paper
+    ys, xs = np.indices((200, 300))
+    Image.fromarray((240 - 0.4 * xs).astype(np.uint8)).save(tmp_path / "shadow.png")  # a gradient, no ink
+    Image.fromarray(test_images[0]).save(tmp_path / "digit.png")
+    result = predict_cli(tmp_path, "--model", str(mnist_run.model), "--json", "blank.png", "shadow.png", "digit.png")
+    assert result.returncode == 0, result.stderr
+    blank, shadow, digit = json.loads(result.stdout)["predictions"]
+    for empty in (blank, shadow):
+        assert empty["blank"] and empty["label"] is None and empty["top"] == [] and empty["reason"] == NO_DIGIT
+    assert not digit["blank"] and digit["label"] is not None
+    text = predict_cli(tmp_path, "--model", str(mnist_run.model), "blank.png").stdout
+    assert text.strip() == f"blank.png: {NO_DIGIT}"

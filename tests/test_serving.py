@@ -173,3 +173,17 @@ def test_a_promotion_switches_the_service_without_a_failed_or_mixed_answer(mnist
     assert switch <= after + 1  # the request after the promotion already has the new model
     for _, sha, probabilities in answers:  # every answer is wholly one model's
         assert np.allclose(probabilities, expected[sha], atol=1e-6)
+
+
+def test_a_blank_picture_is_answered_no_digit_not_a_label(client, images):
+    from serving.answers import NO_DIGIT
+
+    paper = np.full((120, 160), 235, np.uint8)
+    answer = client.post("/predict", files=[("file", ("blank.png", png(paper), "image/png")),
+                                            ("file", ("digit.png", png(images[0]), "image/png"))])
+    assert answer.status_code == 200
+    blank, digit = answer.json()["predictions"]
+    assert blank == {**blank, "blank": True, "label": None, "class_index": None, "top": [], "reason": NO_DIGIT}
+    assert digit["blank"] is False and digit["label"] is not None and len(digit["top"]) == 3
+    zeros = client.post("/predict", json={"pixels": [0.0] * 784}).json()["predictions"][0]
+    assert zeros["blank"] and zeros["label"] is None
