@@ -6,6 +6,14 @@ every later run. That saves the ~14 s Prefect's temporary per-run server takes
 to start on a small machine, and keeps every run's history in the UI, which a
 temporary server loses when the run ends.
 
+Only the server a run of this project started is reused: its pid, port and
+PREFECT_HOME are recorded (PREFECT_HOME/mnistflow-server.json). Any other
+Prefect server answering on the port (another user's on a shared machine, with
+its own work pools, workers and limits) is left alone: the run starts its own
+on a free port and says so, and PREFECT_API_URL is what to set to use that one.
+``python -m flows.server`` starts or finds the server and prints the
+``export PREFECT_API_URL=...`` line for other terminals.
+
 It is ``prefect server start``, detached, exactly as ``--background`` would
 run it but for one thing: its output goes to PREFECT_HOME/server.log.
 ``--background`` pipes the server's output to the short-lived command that
@@ -17,6 +25,7 @@ so Prefect's own ``prefect server stop`` stops it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,18 +76,62 @@ def _forget_dead_server(pid_file: Path) -> None:
         pid_file.unlink(missing_ok=True)
 
 
-def local_server() -> tuple[str, bool]:
-    """The local background server's API URL, started if it is not running;
-    returns (url, whether this call started it)."""
+# What this project's local server is: its pid, port and PREFECT_HOME, so that a
+# later run reuses that server and no other that happens to answer on the port.
+STATE = "mnistflow-server.json"
+
+
+def _ours(home: Path, host: str, port: int) -> str | None:
+    """The URL of the local server a run of this project started in ``home``, when that
+    server still runs and answers; else None. (A server started before the record
+    existed is known by the pid in ``server.pid`` serving the configured port.)"""
+    import psutil
+
+    try:
+        state = json.loads((home / STATE).read_text())
+    except (OSError, ValueError):
+        try:
+            state = {"pid": int((home / "server.pid").read_text()), "port": port, "home": str(home),
+                     "url": f"http://{host}:{port}/api"}
+        except (OSError, ValueError):
+            return None
+    try:
+        command = psutil.Process(int(state["pid"])).cmdline()
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        return None
+    url = state.get("url", "")
+    if state.get("home") != str(home) or "server" not in command or str(state.get("port")) not in command:
+        return None
+    return url if healthy(url) else None
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def local_server() -> tuple[str, bool, str]:
+    """The local background server's API URL, started if this project's is not running;
+    returns (url, whether this call started it, why another port than the configured one)."""
     from prefect.settings import PREFECT_HOME, PREFECT_SERVER_API_HOST, PREFECT_SERVER_API_PORT
 
+    home = Path(PREFECT_HOME.value())
     host = PREFECT_SERVER_API_HOST.value()
     host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    port = PREFECT_SERVER_API_PORT.value()
+    port, moved = PREFECT_SERVER_API_PORT.value(), ""
+    found = _ours(home, host, port)
+    if found:
+        return found, False, ""
+    if healthy(f"http://{host}:{port}/api"):
+        # Someone's server, not this project's (another user's, another PREFECT_HOME's):
+        # its work pools, workers and limits are not ours to use.
+        moved = (f"port {port} answers with a Prefect server this project did not start "
+                 f"(set PREFECT_API_URL=http://{host}:{port}/api to use that one)")
+        port = _free_port(host)
     url = f"http://{host}:{port}/api"
-    if healthy(url):
-        return url, False
-    home = Path(PREFECT_HOME.value())
     home.mkdir(parents=True, exist_ok=True)
     pid_file, log_file = home / "server.pid", home / "server.log"
     _forget_dead_server(pid_file)
@@ -100,8 +153,22 @@ def local_server() -> tuple[str, bool]:
             raise MnistflowError(f"the local Prefect server did not answer at {url} within "
                                  f"{START_TIMEOUT:.0f}s; see {log_file}")
         time.sleep(0.25)
-    pid_file.write_text(str(server.pid))
-    return url, True
+    pid_file.write_text(str(server.pid))  # where `prefect server stop` looks
+    (home / STATE).write_text(json.dumps({"pid": server.pid, "port": port, "url": url, "home": str(home)}))
+    return url, True, moved
+
+
+def main() -> None:
+    """``python -m flows.server``: this project's local server, started if need be, and
+    the line that points other terminals (a worker, `prefect deploy`) at it."""
+    from mnistflow.entry import run_main
+
+    def show() -> None:
+        url, started, moved = local_server()
+        print(f"{'Started' if started else 'Running'}: {url.removesuffix('/api')}{' (' + moved + ')' if moved else ''}")
+        print(f"export PREFECT_API_URL={url}")
+
+    run_main(show)
 
 
 def api_settings() -> dict:
@@ -113,9 +180,13 @@ def api_settings() -> dict:
 
     if PREFECT_API_URL.value():
         return {}
-    url, started = local_server()
+    url, started, moved = local_server()
     if started:
         print(f"Started a local Prefect server in the background at {url.removesuffix('/api')} "
-              "(later runs reuse it; `prefect server stop` stops it).", flush=True)
+              f"(later runs reuse it; `prefect server stop` stops it){'; ' + moved if moved else ''}.", flush=True)
     os.environ["PREFECT_API_URL"] = url
     return {PREFECT_API_URL: url}
+
+
+if __name__ == "__main__":
+    main()

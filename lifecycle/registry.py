@@ -97,6 +97,7 @@ def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> P
     the record, checked on every later run."""
     model = run.model.read_bytes()
     atomic.write_bytes(registry.champion_metrics, run.metrics.read_bytes())
+    atomic.write_bytes(registry.champion_evaluation, run.evaluation.read_bytes())
     # The champion's ONNX file and model card travel with it (when the run made
     # them), before model.pt: a service that sees the new model.pt finds them.
     for source, target in ((run.onnx, registry.champion_onnx), (run.card, registry.champion_card)):

@@ -82,7 +82,7 @@ class Runtime:
         return self.device.torch
 
     def determinism(self) -> dict[str, Any]:
-        """What makes float results repeatable, for the record (metrics.json)."""
+        """What makes float results repeatable, for the record (evaluation.json)."""
         return {"threads": self.threads, "deterministic_algorithms": self.deterministic_algorithms}
 
 

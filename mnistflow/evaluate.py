@@ -1,5 +1,9 @@
 """The evaluate step: final loss and accuracy on validation and test, per class, the
-confusion matrix, and the ONNX export's check, written to ``metrics.json``.
+confusion matrix, and the ONNX export's check.
+
+``metrics.json`` (DVC's metrics: `dvc metrics show`, `dvc exp show`) holds the
+few numbers people compare, accuracy and loss; ``evaluation.json`` the whole
+record, which the model card, the plots and the service read.
 
 The measure itself is ``mnistflow.scoring``'s, the one training uses every epoch.
 """
@@ -25,6 +29,12 @@ from .params import Params
 from .paths import RunPaths
 from .scoring import evaluate_tensors
 from .tensors import DeviceData
+
+
+def comparable(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The numbers people compare across runs, from the whole evaluation record."""
+    return {split: {"accuracy": evaluation[split]["accuracy"], "loss": evaluation[split]["loss"]}
+            for split in ("val", "test")}
 
 
 def library_versions() -> dict[str, str]:
@@ -72,7 +82,8 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},
     }
-    atomic.write_json(paths.metrics, metrics)
+    atomic.write_json(paths.evaluation, metrics)
+    atomic.write_json(paths.metrics, comparable(metrics))
     # One row per test image, the shape `dvc plots` wants for its confusion template.
     rows = ["actual,predicted"] + [f"{names[a]},{names[p]}" for a, p in zip(actual, predicted)]
     atomic.write_text(paths.predictions, "\n".join(rows) + "\n")

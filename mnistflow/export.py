@@ -7,7 +7,7 @@ file. It is exported with torch's dynamo exporter (TorchScript, the old path,
 is deprecated), then run with onnxruntime on the whole test set beside
 PyTorch; only a file whose every argmax agrees and whose logits differ by at
 most ``TOLERANCE`` is written, with the check beside it (``export.json``, which
-the evaluate step copies into metrics.json).
+the evaluate step copies into evaluation.json).
 
 The ONNX libraries are the ``export`` extra: ``pip install -e '.[export]'``.
 """

@@ -72,7 +72,13 @@ class RunPaths:
 
     @property
     def metrics(self) -> Path:
+        # The few numbers people compare (DVC's metrics file): accuracy and loss.
         return self.dir / "metrics.json"
+
+    @property
+    def evaluation(self) -> Path:
+        # Everything else the evaluation records: per class, confusion, the ONNX check, digests, versions.
+        return self.dir / "evaluation.json"
 
     @property
     def predictions(self) -> Path:
@@ -112,6 +118,10 @@ class RegistryPaths:
     @property
     def champion_metrics(self) -> Path:
         return self.champion / "metrics.json"
+
+    @property
+    def champion_evaluation(self) -> Path:
+        return self.champion / "evaluation.json"
 
     @property
     def runs(self) -> Path:

@@ -88,5 +88,5 @@ def plot_confusion(metrics_path: Path, out: Path, opts: PlotParams) -> Path:
 def make_plots(paths: RunPaths, opts: PlotParams) -> list[Path]:
     return [
         plot_history(paths.history, paths.plots / "training.png", opts),
-        plot_confusion(paths.metrics, paths.plots / "confusion.png", opts),
+        plot_confusion(paths.evaluation, paths.plots / "confusion.png", opts),
     ]

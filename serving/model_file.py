@@ -19,16 +19,18 @@ class ModelFiles:
 
     model: Path
     metrics: Path
+    evaluation: Path
     card: Path
     why: str = ""  # why this model: the line the service and predict log; empty when given by hand
 
     @classmethod
     def of_run(cls, run: RunPaths, why: str = "") -> "ModelFiles":
-        return cls(run.model, run.metrics, run.card, why)
+        return cls(run.model, run.metrics, run.evaluation, run.card, why)
 
     @classmethod
     def of_champion(cls, registry: RegistryPaths, why: str = "") -> "ModelFiles":
-        return cls(registry.champion_model, registry.champion_metrics, registry.champion_card, why)
+        return cls(registry.champion_model, registry.champion_metrics, registry.champion_evaluation,
+                   registry.champion_card, why)
 
     @classmethod
     def given(cls, model: Path) -> "ModelFiles":

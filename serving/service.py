@@ -178,12 +178,14 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
 
 
 def beside(predictor: Predictor, files: ModelFiles) -> dict[str, Any]:
-    """The model's metrics and model card, when they describe *this* model."""
-    found: dict[str, Any] = {"metrics": None, "card": None}
+    """The model's evaluation (and its metrics) and model card, when they describe *this*
+    model: the evaluation names the model's sha256, and the metrics are written with it."""
+    found: dict[str, Any] = {"metrics": None, "evaluation": None, "card": None}
     try:
-        metrics = json.loads(files.metrics.read_text())
-        if metrics.get("model", {}).get("sha256") == predictor.sha256:
-            found["metrics"] = metrics
+        evaluation = json.loads(files.evaluation.read_text())
+        if evaluation.get("model", {}).get("sha256") == predictor.sha256:
+            found["evaluation"] = evaluation
+            found["metrics"] = json.loads(files.metrics.read_text())
     except (OSError, ValueError):
         pass
     try:

@@ -18,7 +18,7 @@ def test_default_recipe_reaches_96_percent_on_real_mnist(tmp_path, real_mnist):
     env = clean_env(MNISTFLOW_MIRROR=str(real_mnist))
     for name in PIPELINE_STAGES:
         stage(tmp_path, name, env, check=True)
-    metrics = json.loads((tmp_path / "outputs/metrics.json").read_text())
+    metrics = json.loads((tmp_path / "outputs/evaluation.json").read_text())
     assert metrics["dataset"]["digest"]
     assert (metrics["dataset"]["train_size"], metrics["dataset"]["val_size"], metrics["dataset"]["test_size"]) \
         == (48_000, 12_000, 10_000)
@@ -33,7 +33,7 @@ def train_preset(work, preset: str, mirror) -> dict:
     env = clean_env(MNISTFLOW_MIRROR=str(mirror))
     for name in ("download", "split", "train", "evaluate"):
         stage(work, name, env, check=True)
-    return json.loads((work / "outputs/metrics.json").read_text())
+    return json.loads((work / "outputs/evaluation.json").read_text())
 
 
 @pytest.mark.slow

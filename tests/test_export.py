@@ -46,7 +46,7 @@ def test_onnx_agrees_with_pytorch_at_any_batch_size_and_the_check_is_in_metrics(
         assert (ours.argmax(1) == theirs.argmax(1)).all()
         assert np.abs(ours - theirs).max() <= 1e-4
 
-    metrics = json.loads(paths.metrics.read_text())
+    metrics = json.loads(paths.evaluation.read_text())
     check = metrics["onnx"]
     assert check["passed"] and check["images"] == len(images) and check["argmax_agreement"] == 1.0
     assert check["max_abs_logit_diff"] <= check["tolerance"] == 1e-4
@@ -101,7 +101,7 @@ def test_export_pending_only_until_these_params_model_is_exported(params, workdi
 
 def test_model_card_reports_the_run(params, workdir):
     paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
-    card, metrics = paths.card.read_text(), json.loads(paths.metrics.read_text())
+    card, metrics = paths.card.read_text(), json.loads(paths.evaluation.read_text())
     for heading in ("## Model details", "## Intended use", "## Training and evaluation data", "## Evaluation",
                     "## Limitations", "## How to use"):
         assert heading in card

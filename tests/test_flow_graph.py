@@ -47,7 +47,7 @@ def test_the_training_flow_calls_each_task_once_in_order(params, workdir):
     assert result["device"] == "cpu"
     assert result["dvc"] == {"versioned": False,
                              "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
-    metrics = json.loads(paths.metrics.read_text())
+    metrics = json.loads(paths.evaluation.read_text())
     assert metrics["determinism"] == {"threads": 1, "deterministic_algorithms": False}
 
 

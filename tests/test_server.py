@@ -63,3 +63,33 @@ def test_no_server_set_starts_one_in_the_background_that_later_runs_reuse(tmp_pa
                 os.killpg(int(pid_file.read_text()), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
+
+
+def test_a_prefect_server_this_project_did_not_start_is_left_alone(tmp_path, dataset, prefect_server):
+    """Someone else's healthy server on the configured port: the run starts its own on a
+    free port, says so and what to set, and the next run reuses its own, never the other."""
+    home = tmp_path / "prefect-home"
+    foreign = prefect_server.port
+    env = {k: v for k, v in clean_env(PREFECT_HOME=str(home), PREFECT_SERVER_API_PORT=str(foreign),
+                                      PREFECT_SERVER_ANALYTICS_ENABLED="false").items() if k != "PREFECT_API_URL"}
+    before = prefect_server.post("/flow_runs/count", {})
+    write_params(tmp_path / "params.yaml", tiny_params(*dataset))
+    try:
+        first = run([sys.executable, "-m", "flows.training"], tmp_path, env, check=True)
+        assert (f"port {foreign} answers with a Prefect server this project did not start "
+                f"(set PREFECT_API_URL=http://127.0.0.1:{foreign}/api to use that one)") in first.stdout
+        ours = json.loads((home / "mnistflow-server.json").read_text())
+        assert ours["port"] != foreign and f"run in UI    http://127.0.0.1:{ours['port']}/" in first.stdout
+        second = run([sys.executable, "-m", "flows.training"], tmp_path, env, check=True)
+        assert "Started a local Prefect server" not in second.stdout
+        assert f"run in UI    http://127.0.0.1:{ours['port']}/" in second.stdout
+        assert prefect_server.post("/flow_runs/count", {}) == before  # nothing ran on the other one
+        shown = run([sys.executable, "-m", "flows.server"], tmp_path, env, check=True).stdout
+        assert f"export PREFECT_API_URL=http://127.0.0.1:{ours['port']}/api" in shown
+    finally:
+        state = home / "mnistflow-server.json"
+        if state.exists():
+            try:
+                os.killpg(json.loads(state.read_text())["pid"], signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass

@@ -114,6 +114,7 @@ def test_health_model_and_page(client, mnist_run):
     described = client.get("/model").json()
     assert described["sha256"] == sha256 and described["labels"] == [str(d) for d in range(10)]
     assert described["metrics"] == json.loads(mnist_run.metrics.read_text())
+    assert described["evaluation"] == json.loads(mnist_run.evaluation.read_text())
     assert described["card"] == mnist_run.card.read_text()
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text and 'id="clear"' in page.text
