@@ -131,6 +131,11 @@ def test_experiments_with_set_param(repo):
     assert "val.accuracy" in header and "train.stages" in " ".join(header)
     row = next(line for line in table if "lower-lr" in line)
     assert "0.02" in row
+    # metrics.json is the few numbers people compare, so the comparison fits a terminal
+    assert [c for c in header if c.startswith(("val.", "test."))] == [
+        "test.accuracy", "test.loss", "val.accuracy", "val.loss"]
+    compared = dvc(repo, "exp", "show", "--only-changed", "--md").stdout.splitlines()
+    assert "lower-lr" in "\n".join(compared) and max(map(len, compared)) <= 120, compared
     # back to the committed state for the next tests
     git(repo, "checkout", "--", ".")
     dvc(repo, "checkout", "-f")
