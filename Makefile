@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[export]'
 	test -n "$$PREFECT_API_URL" || $(VENV)/bin/prefect server database upgrade -y > /dev/null
+	@# vega for `dvc plots show` offline, from the npm registry (lifecycle/plots_page.py); without npm, DVC's CDN page
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m lifecycle.plots_page || true
 	touch $@
 
 # The tests' and benchmarks' own tools: selenium, moto, pytest, torchvision, ...

@@ -83,3 +83,35 @@ def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mn
             "const d = document.getElementById('canvas').getContext('2d').getImageData(0, 0, 280, 280).data;"
             "return Math.max(...d.filter((_, i) => i % 4 === 0));")
         assert blank == 0
+
+
+def test_dvc_plots_page_draws_every_plot_with_no_network(browser, mnist_run, tmp_path):
+    """`dvc plots show` with the template set-up made (lifecycle/plots_page.py): vega,
+    vega-lite and vega-embed are inside the page, so its three vega plots are drawn
+    from a file:// page that loads nothing from anywhere."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from harness.real_parts import copy_repo, dvc
+    from lifecycle.plots_page import ROOT
+
+    page_template = REPO / ROOT / "plots-template.html"
+    assert page_template.exists(), "set-up (make setup) installs vega with npm and writes the page template"
+    repo = copy_repo(tmp_path / "repo")
+    shutil.copytree(mnist_run.dir, repo / "outputs")
+    dvc(repo, "commit", "-f", "plot")  # the copied plots folder into this repo's cache, as a run leaves it
+    dvc(repo, "plots", "show", "--html-template", str(page_template), "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    assert "<script src=" not in html and "cdn.jsdelivr" not in html  # nothing to fetch
+    browser.get((tmp_path / "plots" / "index.html").as_uri())
+    drawn = WebDriverWait(browser, 30).until(lambda b: b.execute_script("""
+        const canvases = [...document.querySelectorAll('.vega-embed canvas')];
+        if (canvases.length < 3) return null;
+        return canvases.map(c => {  // how many pixels are not blank
+            const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let ink = 0;
+            for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 0 && data[i] < 250) ink++;
+            return ink;
+        });"""))
+    assert len(drawn) >= 3 and min(drawn) > 500, drawn  # accuracy, loss and the confusion matrix, each drawn
+    assert browser.find_elements(By.CSS_SELECTOR, "img")  # and the PNG plots beside them
