@@ -89,11 +89,12 @@ def reproduced_repo(tmp_path: Path, s3: S3) -> Path:
 
 
 def tracked_files(repo: Path) -> dict[str, bytes]:
-    """What DVC versions: everything under data/, outputs/ and bulk/ but data/.stamps/, the
-    machine's own record of when it last verified each file (a cache, never versioned)."""
+    """What DVC versions: everything under data/, outputs/ and bulk/ but the two records of
+    this machine's own that are never versioned: data/.stamps/ (when each file last
+    verified) and outputs/training.json (how long training took here)."""
     return {str(p.relative_to(repo)): p.read_bytes()
             for folder in ("data", "outputs", "bulk") for p in sorted((repo / folder).rglob("*"))
-            if p.is_file() and ".stamps" not in p.relative_to(repo).parts}
+            if p.is_file() and ".stamps" not in p.relative_to(repo).parts and p.name != "training.json"}
 
 
 def fresh_clone(repo: Path, dest: Path) -> Path:
