@@ -82,6 +82,12 @@ def onnx_bytes(predictor: Predictor) -> bytes:
     for key, value in {"labels": json.dumps(predictor.labels), "source_sha256": predictor.sha256,
                        "architecture": json.dumps(predictor.record["architecture"], sort_keys=True)}.items():
         onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, key: value})
+    # The exporter notes on every node where its code lives (the stack trace, with this
+    # checkout's absolute path): debugging aids that would make the file's bytes differ
+    # from one clone to the next, and DVC versions the file. The model is the same without.
+    for graph_nodes in (proto.graph.node, *(function.node for function in proto.functions)):
+        for node in graph_nodes:
+            del node.metadata_props[:]
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 

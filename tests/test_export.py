@@ -144,3 +144,10 @@ def test_promotion_carries_the_onnx_file_and_the_card(params, workdir):
     paths.onnx.unlink()
     registry.promote(paths, champion, {"run_id": "test-2"})
     assert not champion.champion_onnx.exists()
+
+
+def test_the_onnx_file_says_nothing_of_the_machine_that_made_it(trained):
+    """DVC versions model.onnx: no checkout path, no stack trace, in any node."""
+    paths, _ = trained
+    raw = paths.onnx.read_bytes()
+    assert str(REPO).encode() not in raw and b"stack_trace" not in raw
