@@ -6,7 +6,7 @@ params. The functions they call are the ones the Prefect tasks wrap, so the
 flow and `dvc repro` write the same files, byte for byte. Nothing here imports
 Prefect (it would add seconds to every stage), and the stages that need no
 torch do not import it either. A stage's code, for DVC, is what its
-``stage_<name>`` function reaches through its imports (lifecycle/code.py).
+``stage_<name>`` function reaches through its imports (mnistflow/code.py).
 """
 
 from __future__ import annotations
