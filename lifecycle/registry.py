@@ -23,12 +23,12 @@ from mnistflow.paths import RegistryPaths, RunPaths
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.tensors import DeviceData, rescaled
 
-from mnistflow.code import code_digest
+from mnistflow.code import running_code_digest
 
 
 def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
     """What must all be unchanged for a retrain to be skipped."""
-    return {"data": data_digest, "params": params.digest(), "code": code_digest()}
+    return {"data": data_digest, "params": params.digest(), "code": running_code_digest()}
 
 
 def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:

@@ -92,7 +92,7 @@ def dvc_lock(root: Path, writes: list[Path], wait: float | None = None) -> Itera
                 time.sleep(0.5)
         if not held and paths:
             log.warning("%s: DVC's locks are off (%s): a `dvc repro` may write %s meanwhile", root,
-                        f"{SWITCH_ENV}", ", ".join(os.path.relpath(p, root) for p in paths))
+                        SWITCH_ENV, ", ".join(os.path.relpath(p, root) for p in paths))
         _held[root] = repo
         try:
             yield repo

@@ -126,8 +126,8 @@ def _package_files(root: Path, package: Path) -> set[Path]:
 def stage_deps(stage: str, root: Path = CODE_ROOT) -> list[str]:
     """``stage``'s code as dvc.yaml lists it: files, and a folder for a package used whole."""
     files = set(stage_files(stage, root))
-    whole = sorted({f.parts[0] for f in files if len(f.parts) > 1
-                    and _package_files(root, Path(f.parts[0])) <= files})
+    packages = {f.parts[0] for f in files if len(f.parts) > 1}
+    whole = sorted(p for p in packages if _package_files(root, Path(p)) <= files)
     listed = [f"{package}/" for package in whole]
     listed += [f.as_posix() for f in sorted(files) if f.parts[0] not in whole]
     return listed

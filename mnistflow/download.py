@@ -177,7 +177,8 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
     directory = dataset_dir(data, data_root)
     checksums = expected_checksums(data)
     mirrors = mirror_list(data, env)
-    recorded, stamps = _manifest(directory), _stamps(directory)
+    written, stamps = _read_manifest(directory), _stamps(directory)
+    recorded = _md5s(written)
     md5: dict[str, str] = {}
     for key in FILES:
         target = directory / stored_name(key)
@@ -207,20 +208,23 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
             raise MirrorsFailedError(
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}", retryable=transient)
-    if _manifest(directory, raw=True) != md5:  # an older one (with sizes and times) is rewritten too
+    if written != md5:  # an older one (with sizes and times) is rewritten too
         atomic.write_json(directory / MANIFEST, {key: md5[key] for key in FILES})
     _stamp(directory, md5, stamps)
     return _dataset_files(data, directory, md5)
 
 
-def _manifest(directory: Path, raw: bool = False) -> dict[str, str]:
-    """What the download step verified: per file its md5 (``raw``: the file as it is)."""
+def _read_manifest(directory: Path) -> dict:
+    """The manifest as it is on disk ({} when missing or unreadable)."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(manifest, dict) or raw:
-        return manifest if isinstance(manifest, dict) else {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _md5s(manifest: dict) -> dict[str, str]:
+    """What the download step verified: per file its md5."""
     # An older manifest held each file's size and time too: its md5s stand.
     return {k: v.get("md5") if isinstance(v, dict) else v for k, v in manifest.items()}
 
@@ -240,7 +244,7 @@ def locate(data: DataParams, data_root: Path) -> DatasetFiles:
     hashed again, and one whose content changed is refused.
     """
     directory = dataset_dir(data, data_root)
-    manifest, stamps = _manifest(directory), _stamps(directory)
+    manifest, stamps = _md5s(_read_manifest(directory)), _stamps(directory)
     if not manifest:
         raise MnistflowError(f"{directory / MANIFEST}: missing or unreadable (run the download step first)")
     checksums = expected_checksums(data)
