@@ -48,7 +48,7 @@ def main(params_file: str, name: str, work: Path) -> None:
     files = download(params.data, work / "data")
     seconds, session = time_training(params, files, paths)
     metrics = evaluate(params, session.data, files, session.runtime, paths)
-    epochs = sum(stage.epochs for stage in params.train.stages)
+    epochs = sum(stage.epochs for stage in params.train.run_stages)
     print(json.dumps({
         "name": name, "train_seconds": seconds,
         "samples_per_second": len(session.data.train) * epochs / seconds,

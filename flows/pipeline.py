@@ -24,7 +24,7 @@ from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.preflight import preflight
 from mnistflow.tensors import DeviceData
-from mnistflow.train import training_record
+from mnistflow.train import WarmStart, check_init, training_record
 from tasks.card import card_task
 from tasks.device import device_task
 from tasks.download import download_task
@@ -98,25 +98,28 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
 
 def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: DeviceChoice,
                  files: DatasetFiles | None = None, progress_artifact: bool = True,
-                 hand_off: bool = True, from_scratch: bool = False, label: str = "") -> PipelineResult:
+                 hand_off: bool = True, from_scratch: bool = False, label: str = "",
+                 warm_start: WarmStart | None = None) -> PipelineResult:
     """The whole pipeline as task runs, on the ``device`` the flow chose. A sweep's
     trials pass ``progress_artifact=False`` (dozens of trials moving one progress bar
     would tell nobody anything) and ``hand_off=False``: no ONNX file or model card for
     every trial, only for the one promoted (``hand_off_tasks``). ``from_scratch``
     drops the run's checkpoint first, so a finished run trains again. ``label`` ends
-    every task run's name (a sweep's trial id), so each log line says whose it is."""
+    every task run's name (a sweep's trial id), so each log line says whose it is.
+    ``warm_start``: the champion a run with ``train.init: champion`` fine-tunes."""
+    check_init(params, warm_start)  # before anything is written
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     split, tensors, train_stage, evaluate, plot = (labelled(t, label) for t in (
         split_task, tensors_task, train_stage_task, evaluate_task, plot_task))
     files = files or download_task(params.data, data_root)
     split(files, params.data, paths.split)
     runtime, data = runtime_and_tensors(params, files, paths, device, tensors)
-    progress = start_progress(sum(s.epochs for s in params.train.stages)) if progress_artifact else None
+    progress = start_progress(sum(s.epochs for s in params.train.run_stages)) if progress_artifact else None
     if from_scratch:
         paths.last_checkpoint.unlink(missing_ok=True)
     with training_record(paths, device) as took:
-        for index in range(len(params.train.stages)):
-            train_stage(params, data, runtime, files.digest, index, paths, progress)
+        for index in range(len(params.train.run_stages)):
+            train_stage(params, data, runtime, files.digest, index, paths, progress, warm_start)
     metrics = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
                else evaluate(params, data, files, runtime, paths))
     plots = plot(paths, params.plot)

@@ -38,7 +38,7 @@ class DvcVersioning:
 def new_record(params: Params, files: DatasetFiles, source: str) -> dict[str, Any]:
     return {"run_id": str(flow_run.id or "local"), "flow_run_name": flow_run.name, "time": registry.now(),
             "source": source, "data_digest": files.digest, "fingerprint": registry.fingerprint(files.digest, params),
-            "params": params.model_dump(mode="json")}
+            "params": params.model_dump(mode="json"), "increments": [inc.id for inc in files.increments]}
 
 
 def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, registry_paths: RegistryPaths,
@@ -53,7 +53,8 @@ def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, r
                   challenger_test_accuracy=decision.challenger_accuracy,
                   champion_test_accuracy=decision.champion_accuracy, promotion_margin=margin)
     if metrics is not None:
-        record["metrics"] = {"val": metrics["val"], "test": {k: metrics["test"][k] for k in ("accuracy", "loss")}}
+        record["metrics"] = {"val": metrics["val"], "test": {k: metrics["test"][k] for k in ("accuracy", "loss")},
+                             **({"recent": metrics["recent"]} if "recent" in metrics else {})}
     if dvc is not None:
         message = (f"retrain {record['run_id']}: test accuracy {decision.challenger_accuracy:.4f}, "
                    f"{'promoted' if decision.promote else 'not promoted'}")

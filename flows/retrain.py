@@ -1,22 +1,28 @@
 """Scheduled retraining with champion/challenger promotion.
 
-1. Download and verify the data. If the data, the params and the code are the
-   ones the champion was trained with, say so and stop (seconds, no training).
-2. Otherwise train a challenger with the same tasks as the training flow.
+1. Download and verify the data (the base files and every increment intake
+   added). If the data, the params and the code are the ones the champion was
+   trained with, say so and stop (seconds, no training); likewise when only
+   data was added and fewer than ``min_new_items`` items.
+2. Otherwise train a challenger with the same tasks as the training flow; with
+   ``train.init: champion`` it fine-tunes the champion for ``train.warm_stages``.
 3. Judge challenger and champion on the same test tensors (the current test
    set, each under its own input scaling); promote the challenger only if its
    test accuracy is at least the champion's plus ``promotion_margin``.
 4. Version the run's data, checkpoint and metrics with DVC (dvc commit, push,
    git commit of dvc.lock), and leave a record in the registry's runs/.
 
-Deployment `retrain` (prefect.yaml) runs it weekly; ``python -m flows.retrain``
-runs it once. Either commits dvc.lock to the current git branch and pushes to
+Deployment `retrain` (prefect.yaml) runs it weekly and whenever intake emits
+``mnistflow.data.added`` (its trigger); ``python -m flows.retrain`` runs it once.
+Every run's report says how long ago data last arrived, and warns past
+``stale_after_days``. Either commits dvc.lock to the current git branch and pushes to
 the default DVC remote: ``--no-dvc-push`` keeps it local, ``--no-dvc-version``
 does neither (the deployment's ``dvc_push`` and ``dvc_version``).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +34,10 @@ from flows.pipeline import checked_device, resolve_params, run_folder_guard, run
 from flows.promotion import DvcVersioning, judge_and_promote, new_record
 from lifecycle import registry
 from mnistflow.device import DeviceChoice
-from mnistflow.download import dataset_dir
+from mnistflow.download import DatasetFiles, dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+from mnistflow.train import WarmStart
 from tasks.download import download_task
 from tasks.record import record_task
 from tasks.report import report_task
@@ -41,7 +48,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                promotion_margin: float = 0.0, dvc_version: bool = True, dvc_push: bool = True,
                run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
                registry_dir: Path | None = None, device: DeviceChoice | None = None,
-               from_scratch: bool = False) -> dict[str, Any]:
+               from_scratch: bool = False, min_new_items: int = 0, stale_after_days: float = 14.0,
+               trigger: dict[str, Any] | None = None) -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -58,6 +66,11 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
             passes the one it chose and checked before Prefect started.)
         from_scratch: train the challenger from the first epoch even when its run folder
             holds a finished run of these params.
+        min_new_items: when only data was added since the champion, retrain only once at
+            least this many items arrived (0: on any).
+        stale_after_days: warn, in the log and the report, when no data arrived for this long.
+        trigger: what started the run, when an event did (the deployment trigger passes the
+            mnistflow.data.added event's increment, count and classes); kept in the record.
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -69,22 +82,79 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         files = download_task(params.data, where.data)
         champion = registry.read_champion(registry_paths)
         record = new_record(params, files, "retrain")
-        if champion is not None and champion.get("fingerprint") == record["fingerprint"]:
-            reason = "data, params and code unchanged since the champion was trained; nothing to do"
+        record.update(trigger=trigger, staleness=staleness(files, stale_after_days))
+        if record["staleness"]["stale"]:
+            logger.warning("%s", record["staleness"]["message"])
+        reason = skip_reason(champion, record, files, min_new_items)
+        if reason is not None:
             logger.info(reason)
-            record.update(promoted=False, trained=False, reason=reason, metrics=champion.get("metrics"))
+            record.update(promoted=False, trained=False, reason=reason, metrics=(champion or {}).get("metrics"))
             record_task(registry_paths, record)
-            create_markdown_artifact(f"# Retraining skipped\n\n{reason.capitalize()} "
-                                     f"(champion from run `{champion['run_id']}`).", key="training-report")
+            create_markdown_artifact(f"# Retraining skipped\n\n{reason[0].upper() + reason[1:]} (champion from run "
+                                     f"`{champion['run_id']}`).\n\n{record['staleness']['message']}.",
+                                     key="training-report")
             return {"trained": False, "promoted": False, "reason": reason}
 
-        result = run_pipeline(params, paths, where.data, device, files, from_scratch=from_scratch)
+        run_params, warm_start = starting_point(params, champion, registry_paths)
+        record["warm_start"] = warm_start and {"model_sha256": warm_start.sha256,
+                                               "version": champion.get("version")}
+        result = run_pipeline(run_params, paths, where.data, device, files, from_scratch=from_scratch,
+                              warm_start=warm_start)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
                                      DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics)
         report_task(result.metrics, paths.history, result.plots,
-                    {"promoted": decision.promote, "reason": decision.reason})
+                    {"promoted": decision.promote, "reason": decision.reason,
+                     "note": record["staleness"]["message"]})
     return {"trained": True, "promoted": decision.promote, "reason": decision.reason,
-            "test_accuracy": decision.challenger_accuracy}
+            "test_accuracy": decision.challenger_accuracy, "warm_start": record["warm_start"]}
+
+
+def new_items(champion: dict[str, Any] | None, files: DatasetFiles) -> int:
+    """Items in increments the champion was not trained on."""
+    known = set((champion or {}).get("increments") or [])
+    return sum(len(inc.item_sha256) for inc in files.increments if inc.id not in known)
+
+
+def skip_reason(champion: dict[str, Any] | None, record: dict[str, Any], files: DatasetFiles,
+                min_new_items: int) -> str | None:
+    """Why this run need not train, or None."""
+    if champion is None:
+        return None
+    theirs, ours = champion.get("fingerprint") or {}, record["fingerprint"]
+    if theirs == ours:
+        return "data, params and code unchanged since the champion was trained; nothing to do"
+    only_data = all(theirs.get(k) == ours[k] for k in ours if k != "data")
+    added = new_items(champion, files)
+    if only_data and added < min_new_items:
+        return (f"{added} new items since the champion, fewer than min_new_items {min_new_items}; "
+                "waiting for more data")
+    return None
+
+
+def staleness(files: DatasetFiles, stale_after_days: float) -> dict[str, Any]:
+    """How long since data last arrived (the newest increment), and whether that is too long."""
+    times = [inc.time for inc in files.increments if inc.time]
+    if not times:
+        return {"stale": True, "days": None,
+                "message": "no data was ever added to the base dataset (python -m flows.intake)"}
+    newest = max(times)
+    days = (datetime.now(timezone.utc) - datetime.fromisoformat(newest)).total_seconds() / 86400
+    stale = days > stale_after_days
+    return {"stale": stale, "days": round(days, 2),
+            "message": (f"no new data for {days:.1f} days (more than {stale_after_days:g}); " if stale else "")
+            + f"newest data added {newest}"}
+
+
+def starting_point(params: Params, champion: dict[str, Any] | None,
+                   registry_paths: RegistryPaths) -> tuple[Params, WarmStart | None]:
+    """The params to train and the model to start from: the champion for ``train.init:
+    champion`` (checked by read_champion), or from scratch when there is none yet."""
+    if params.train.init != "champion":
+        return params, None
+    if champion is None:
+        get_run_logger().info("train.init: champion, but there is no champion yet: training from scratch")
+        return params.from_scratch(), None
+    return params, WarmStart(registry_paths.champion_model, champion["model_sha256"])
 
 
 def main() -> None:

@@ -2,8 +2,10 @@
 
 ``<registry>/champion/model.pt`` is the model in service: a stable path that
 serving code loads with ``mnistflow.checkpoints.load_model``. Every retraining
-run leaves a record in ``<registry>/runs/`` (run id, time, data digest, params,
-metrics, promoted or not, and why), written atomically like every other output.
+run (and every rollback) leaves a record in ``<registry>/runs/`` (run id, time,
+data digest, params, metrics, promoted or not, and why), written atomically like
+every other output. Every champion is also kept as a numbered version
+(``<registry>/versions/``, lifecycle.versions), which ``rollback`` puts back.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from mnistflow.scoring import evaluate_tensors
 from mnistflow.tensors import DeviceData, rescaled
 
 from mnistflow.code import running_code_digest
+
+from . import versions
 
 
 def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
@@ -92,22 +96,39 @@ def judge(challenger_model: Path, registry: RegistryPaths, data: DeviceData, mar
 
 
 def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> Path:
-    """Install the run's model as champion. model.pt goes last, atomically, so a
-    reader sees the old champion or the new one, never a mix; its sha256 goes in
-    the record, checked on every later run."""
+    """Keep the run's model as the next numbered version (lifecycle.versions), then
+    install it as champion. model.pt goes last, atomically, so a reader sees the
+    old champion or the new one, never a mix; its sha256 goes in the record,
+    checked on every later run."""
+    versions.keep_unversioned_champion(registry)
     model = run.model.read_bytes()
-    atomic.write_bytes(registry.champion_metrics, run.metrics.read_bytes())
-    atomic.write_bytes(registry.champion_evaluation, run.evaluation.read_bytes())
-    # The champion's ONNX file and model card travel with it (when the run made
-    # them), before model.pt: a service that sees the new model.pt finds them.
-    for source, target in ((run.onnx, registry.champion_onnx), (run.card, registry.champion_card)):
+    files = {"metrics.json": run.metrics.read_bytes(), "evaluation.json": run.evaluation.read_bytes(),
+             "model.pt": model}
+    # The champion's ONNX file and model card travel with it, when the run made them.
+    for source, name in ((run.onnx, "model.onnx"), (run.card, "MODEL_CARD.md")):
         if source.exists():
-            atomic.write_bytes(target, source.read_bytes())
-        else:
-            target.unlink(missing_ok=True)  # never leave the old champion's beside the new one
-    atomic.write_json(registry.champion_record, {**record, "model_sha256": hashlib.sha256(model).hexdigest()})
-    atomic.write_bytes(registry.champion_model, model)
+            files[name] = source.read_bytes()
+    record = {**record, "model_sha256": hashlib.sha256(model).hexdigest()}
+    number = versions.keep_version(registry, files, record)
+    versions.install(registry, number, {**record, "version": number})
     return registry.champion_model
+
+
+def rollback(registry: RegistryPaths, to: int | None, reason: str, by: dict[str, Any]) -> dict[str, Any]:
+    """Put version ``to`` (default: the one before the champion's) back as champion, and
+    record it: in the champion's record and as a run record of its own."""
+    champion = read_champion(registry)
+    current = champion.get("version") if champion else None
+    target = to if to is not None else versions.previous_version(registry, current)
+    if target == current:
+        raise MnistflowError(f"--to: version {target} is already the champion")
+    restored = versions.read_version(registry, target)
+    event = {"time": now(), "from_version": current, "to_version": target, "reason": reason, "by": by,
+             "from_model_sha256": (champion or {}).get("model_sha256"), "model_sha256": restored["model_sha256"]}
+    versions.install(registry, target, {**restored, "rolled_back": event})
+    write_run_record(registry, {"run_id": by.get("flow_run_id") or "local", "source": "rollback",
+                                "trained": False, "promoted": True, **event})
+    return event
 
 
 def write_run_record(registry: RegistryPaths, record: dict[str, Any]) -> Path:

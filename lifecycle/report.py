@@ -29,6 +29,8 @@ def report_markdown(metrics: dict[str, Any], plots: list[Path], decision: dict[s
         "# mnistflow training report", "",
         "| split | accuracy | loss |", "|---|---|---|",
         *(f"| {s} | {100 * metrics[s]['accuracy']:.2f}% | {metrics[s]['loss']:.4f} |" for s in ("val", "test")),
+        *([f"| recent ({metrics['recent']['size']} added, held out) | {100 * metrics['recent']['accuracy']:.2f}% "
+           f"| {metrics['recent']['loss']:.4f} |"] if (metrics.get("recent") or {}).get("accuracy") is not None else []),
         "",
         f"Dataset `{metrics['dataset']['name']}` (digest `{metrics['dataset']['digest'][:12]}`), "
         f"{metrics['epochs']} epochs on `{metrics['device']['name']}` ({metrics['device']['reason']}).",
@@ -37,5 +39,7 @@ def report_markdown(metrics: dict[str, Any], plots: list[Path], decision: dict[s
     if decision is not None:
         verdict = "**promoted**" if decision["promoted"] else "**not promoted**"
         lines += ["## Promotion", "", f"Challenger {verdict}: {decision['reason']}.", ""]
+        if decision.get("note"):
+            lines += ["## Data", "", f"{decision['note'][0].upper()}{decision['note'][1:]}.", ""]
     lines += ["## Plots", ""] + [_image(p) for p in plots]
     return "\n".join(lines)

@@ -87,3 +87,12 @@ def stamp(path: str | os.PathLike[str]) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename into ``path`` durable (the directory entry, not only the bytes)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -56,7 +56,7 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
     use, out_of_scope = USE.get(dataset["name"], ("images like the custom dataset's training images",
                                                   "anything unlike the training images"))
     train, onnx = params.train, metrics.get("onnx")
-    stages = "; ".join(f"{s.epochs} epochs at lr {s.lr} ({s.schedule})" for s in train.stages)
+    stages = "; ".join(f"{s.epochs} epochs at lr {s.lr} ({s.schedule})" for s in train.run_stages)
     when = f"on {metrics['device']['name']} ({metrics['device']['reason']})"
     per_class = metrics["test"]["per_class_accuracy"]
     lines = [
@@ -86,6 +86,7 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
         "## Evaluation",
         f"- Validation accuracy: **{metrics['val']['accuracy']:.2%}** (loss {metrics['val']['loss']:.4f}).",
         f"- Test accuracy: **{metrics['test']['accuracy']:.2%}** (loss {metrics['test']['loss']:.4f}).",
+        *recent_line(metrics),
         "",
         "| class | test accuracy |",
         "|---|---|",
@@ -120,3 +121,14 @@ def write_model_card(params: Params, paths: RunPaths) -> Path:
     metrics = json.loads(paths.evaluation.read_text())
     atomic.write_text(paths.card, model_card(params, metrics))
     return paths.card
+
+
+def recent_line(metrics: dict) -> list[str]:
+    """The "recent data" slice: the added data's held-out part, when there is data added."""
+    recent = metrics.get("recent")
+    if recent is None:
+        return []
+    if recent["accuracy"] is None:
+        return ["- Recent data: none of the added items is held out for validation yet."]
+    return [f"- Recent data (the {recent['size']} held-out items of {len(metrics['dataset']['increments'])} "
+            f"increments): **{recent['accuracy']:.2%}** (loss {recent['loss']:.4f})."]

@@ -21,6 +21,7 @@ from . import atomic
 from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
 from .errors import MirrorsFailedError, MnistflowError
 from .fetch import Limits, Stalled, Transient, Unusable, WrongBytes, fetch
+from .increments import Increment, combined_digest, list_increments
 from .params import DataParams
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,14 @@ HINT = (
 
 @dataclass(frozen=True)
 class DatasetFiles:
-    """Where the verified files are, and the digest of their uncompressed content."""
+    """Where the verified files are, the increments added since, and the digest of it all."""
 
     dataset: str
     directory: str
     paths: dict[str, str]
     md5: dict[str, str]  # of the uncompressed bytes
-    digest: str
+    digest: str  # of the four files and every increment (mnistflow.increments.combined_digest)
+    increments: tuple[Increment, ...] = ()
 
 
 def mirror_list(data: DataParams, env: dict[str, str] | None = None) -> list[str]:
@@ -230,9 +232,10 @@ def _md5s(manifest: dict) -> dict[str, str]:
 
 
 def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> DatasetFiles:
-    digest = hashlib.sha256("".join(f"{key}:{md5[key]}\n" for key in FILES).encode()).hexdigest()
+    base = hashlib.sha256("".join(f"{key}:{md5[key]}\n" for key in FILES).encode()).hexdigest()
     paths = {key: str(directory / stored_name(key)) for key in FILES}
-    return DatasetFiles(data.dataset, str(directory), paths, md5, digest)
+    increments = list_increments(directory)
+    return DatasetFiles(data.dataset, str(directory), paths, md5, combined_digest(base, increments), increments)
 
 
 def locate(data: DataParams, data_root: Path) -> DatasetFiles:

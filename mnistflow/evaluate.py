@@ -32,9 +32,21 @@ from .tensors import DeviceData
 
 
 def comparable(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """The numbers people compare across runs, from the whole evaluation record."""
+    """The numbers people compare across runs, from the whole evaluation record:
+    validation, test, and "recent" (the increments' validation part) when there is data added."""
     return {split: {"accuracy": evaluation[split]["accuracy"], "loss": evaluation[split]["loss"]}
-            for split in ("val", "test")}
+            for split in ("val", "test", "recent") if split in evaluation}
+
+
+def recent_slice(model: torch.nn.Module, data: DeviceData) -> dict[str, Any] | None:
+    """Accuracy on the added data's validation part; None with no increments, and a
+    null accuracy when none of their items was held out."""
+    if data.recent is None:
+        return None
+    if not len(data.recent):
+        return {"accuracy": None, "loss": None, "size": 0}
+    loss, accuracy, _ = evaluate_tensors(model, data.recent)
+    return {"accuracy": accuracy, "loss": loss, "size": len(data.recent)}
 
 
 def library_versions() -> dict[str, str]:
@@ -82,6 +94,10 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},
     }
+    recent = recent_slice(model, data)
+    if recent is not None:
+        metrics["recent"] = recent
+        metrics["dataset"]["increments"] = [inc.id for inc in files.increments]
     atomic.write_json(paths.evaluation, metrics)
     atomic.write_json(paths.metrics, comparable(metrics))
     # One row per test image, the shape `dvc plots` wants for its confusion template.

@@ -40,7 +40,8 @@ DIGESTED = (
     "train.seed", "train.threads", "train.precision", "train.compile",
 )
 DIGESTED_UNLESS_DEFAULT: dict[str, Any] = {"model.padding": "valid", "model.convs_per_block": 1,
-                                           "train.augment.flip": False}
+                                           "train.augment.flip": False, "train.init": "scratch",
+                                           "train.warm_stages": [{"epochs": 2, "lr": 0.1, "schedule": "constant"}]}
 NOT_DIGESTED = ("data.mirrors", "device", "plot.dpi", "plot.width", "plot.height")
 
 
@@ -200,6 +201,16 @@ class TrainParams(_Section):
     precision: Literal["float32", "bf16"] = "float32"
     # torch.compile the network: pays off only for long runs (docs/performance.md).
     compile: bool = False
+    # scratch: a new network from train.seed, for train.stages. champion: fine-tune
+    # the registry's champion (the retrain flow hands it over) for train.warm_stages;
+    # with no champion yet, the run trains from scratch.
+    init: Literal["scratch", "champion"] = "scratch"
+    warm_stages: list[StageParams] = Field(default_factory=lambda: [StageParams(epochs=2, lr=0.1)], min_length=1)
+
+    @property
+    def run_stages(self) -> list[StageParams]:
+        """The stages this run trains."""
+        return self.warm_stages if self.init == "champion" else self.stages
 
 
 class PlotParams(_Section):
@@ -233,11 +244,17 @@ class Params(_Section):
                 raise ValueError(problem)
         return self
 
+    def from_scratch(self) -> "Params":
+        """These params, training from scratch (a warm start with no champion to start from)."""
+        return self.model_copy(update={"train": self.train.model_copy(update={"init": "scratch"})})
+
     def digest(self) -> str:
         """The params digest: what a checkpoint must match to be resumed from, and
         what a retrain compares with its champion's (DIGESTED and the rest, above)."""
         dumped, digested = self.model_dump(mode="json"), {}
-        fields = [*DIGESTED, *(f for f, default in DIGESTED_UNLESS_DEFAULT.items() if _at(dumped, f) != default)]
+        fields = [*DIGESTED, *(f for f, default in DIGESTED_UNLESS_DEFAULT.items() if _at(dumped, f) != default
+                               # warm stages change nothing in a run from scratch
+                               and not (f == "train.warm_stages" and self.train.init == "scratch"))]
         for field in fields:
             *parents, leaf = field.split(".")
             node = digested

@@ -3,6 +3,11 @@
 numpy's PCG64 ``Generator`` gives the same permutation for the same seed on
 every platform, so the split is a pure function of (seed, size, fraction). It
 is recorded in full (the validation indices) so any later run can be audited.
+
+Added data (``mnistflow.increments``) does not join that permutation: growing it
+would move about a fifth of the old validation images into training, and make
+every earlier validation number incomparable. The base split stays exactly as
+it was, and each added item goes to validation by its content hash alone.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from . import atomic
 from .download import DatasetFiles
 from .errors import MnistflowError
 from .idx import read_idx
+from .increments import Increment, in_validation
 from .params import DataParams
 
 
@@ -44,8 +50,17 @@ def make_split(files: DatasetFiles, data: DataParams, path: Path) -> Path:
         "val_indices_sha256": hashlib.sha256(val_idx.astype("<i8").tobytes()).hexdigest(),
         "val_indices": val_idx.tolist(),
     }
+    if files.increments:  # only then: a split made before increments existed keeps its bytes
+        record["increments"] = [increment_split(inc, data.val_fraction) for inc in files.increments]
     atomic.write_json(path, record)
     return path
+
+
+def increment_split(increment: Increment, val_fraction: float) -> dict:
+    """Which of an increment's items are held out for validation (their positions in it)."""
+    val = [i for i, sha in enumerate(increment.item_sha256) if in_validation(sha, val_fraction)]
+    return {"id": increment.id, "train_size": len(increment.item_sha256) - len(val), "val_size": len(val),
+            "val_indices": val}
 
 
 def read_split(path: Path, files: DatasetFiles) -> tuple[np.ndarray, np.ndarray, dict]:

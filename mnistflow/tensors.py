@@ -17,6 +17,7 @@ import torch
 
 from .download import DatasetFiles
 from .idx import read_idx
+from .increments import load_increment
 from .split import read_split
 
 
@@ -39,6 +40,8 @@ class DeviceData:
     mean: float
     std: float
     shape: tuple[int, int]  # (height, width) of one image, from the IDX header
+    # The validation part of the increments alone ("recent data"), also inside ``val``; None without increments.
+    recent: LabelledTensors | None = None
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -86,25 +89,52 @@ def rescaled(tensors: LabelledTensors, scaling: tuple[float, float], to: tuple[f
 
 def load_device_data(files: DatasetFiles, split_path: Path, device: torch.device,
                      normalize: bool = False) -> DeviceData:
-    """Decode the IDX files once, partition them by the recorded split, and move them to ``device``."""
-    train_idx, val_idx, _ = read_split(split_path, files)
+    """Decode the IDX files once, partition them by the recorded split, and move them to ``device``.
+
+    Increments' items follow the base images, in the order the increments arrived:
+    with none, the tensors are the base split's, exactly.
+    """
+    train_idx, val_idx, record = read_split(split_path, files)
     train_images = read_idx(files.paths["train-images"], 3)
     train_labels = read_idx(files.paths["train-labels"], 1)
     test_images = read_idx(files.paths["test-images"], 3)
     test_labels = read_idx(files.paths["test-labels"], 1)
+    shape = (int(train_images.shape[1]), int(train_images.shape[2]))
+    train = [(train_images[train_idx], train_labels[train_idx])]
+    val = [(train_images[val_idx], train_labels[val_idx])]
+    recent = []
+    for increment, assigned in zip(files.increments, record.get("increments", [])):
+        images, labels = load_increment(increment, shape)
+        held_out = np.zeros(len(labels), dtype=bool)
+        held_out[np.asarray(assigned["val_indices"], dtype=np.int64)] = True
+        train.append((images[~held_out], labels[~held_out]))
+        recent.append((images[held_out], labels[held_out]))
+    train_x, train_y = _joined(train)
+    val_x, val_y = _joined(val + recent)
     mean, std = 0.0, 1.0
     if normalize:
         # Statistics of the training part only: validation must stay unseen.
-        pixels = train_images[train_idx].astype(np.float64) / 255.0
+        pixels = train_x.astype(np.float64) / 255.0
         mean, std = float(pixels.mean()), float(pixels.std())
+    recent_tensors = None
+    if files.increments:
+        recent_x, recent_y = _joined(recent) if recent else (np.zeros((0, *shape), np.uint8), np.zeros(0, np.uint8))
+        recent_tensors = to_device_tensors(recent_x, recent_y, device, mean, std)
     return DeviceData(
-        train=to_device_tensors(train_images[train_idx], train_labels[train_idx], device, mean, std),
-        val=to_device_tensors(train_images[val_idx], train_labels[val_idx], device, mean, std),
+        train=to_device_tensors(train_x, train_y, device, mean, std),
+        val=to_device_tensors(val_x, val_y, device, mean, std),
         test=to_device_tensors(test_images, test_labels, device, mean, std),
         mean=mean,
         std=std,
-        shape=(int(train_images.shape[1]), int(train_images.shape[2])),
+        shape=shape,
+        recent=recent_tensors,
     )
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:  # no copy for the base split alone
+        return parts[0]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator,

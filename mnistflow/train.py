@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from models import Network, build_model
 
 from . import atomic
-from .checkpoints import load_checkpoint, save_checkpoint, save_model
+from .checkpoints import load_checkpoint, load_model, save_checkpoint, save_model
 from .code import running_code_digest
 from .device import DeviceChoice, Runtime
 from .errors import MnistflowError, NonFiniteLossError
@@ -81,7 +81,7 @@ class StageSpan:
 
 def stage_spans(params: Params) -> list[StageSpan]:
     spans, start = [], 0
-    for i, stage in enumerate(params.train.stages):
+    for i, stage in enumerate(params.train.run_stages):
         spans.append(StageSpan(i, start, start + stage.epochs))
         start += stage.epochs
     return spans
@@ -103,7 +103,7 @@ def learning_rate(schedule: str, peak: float, step: int, total: int) -> float:
 
 def build_optimizer(params: Params, model: Network) -> torch.optim.Optimizer:
     opt = params.train.optimizer
-    first_lr = params.train.stages[0].lr
+    first_lr = params.train.run_stages[0].lr
     if opt.name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=first_lr, momentum=opt.momentum,
                                nesterov=opt.nesterov and opt.momentum > 0,
@@ -112,7 +112,37 @@ def build_optimizer(params: Params, model: Network) -> torch.optim.Optimizer:
     return cls(model.parameters(), lr=first_lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
 
 
-def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class WarmStart:
+    """The model a run with ``train.init: champion`` fine-tunes: the champion's file and
+    the sha256 it was promoted with (recorded in the checkpoint and model.pt, so a
+    resume and a re-run start from exactly the same weights)."""
+
+    path: Path
+    sha256: str
+
+
+def _warm_weights(warm_start: WarmStart, arch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    if atomic.sha256_of(warm_start.path) != warm_start.sha256:
+        raise MnistflowError(f"train.init: champion: {warm_start.path} is no longer the champion "
+                             f"{warm_start.sha256[:12]} this run started from; run it again")
+    champion, info = load_model(warm_start.path)
+    if info["architecture"] != arch:
+        raise MnistflowError(
+            f"train.init: champion: the champion {warm_start.path} is {info['architecture']}, these params build "
+            f"{arch}; train from scratch (train.init: scratch) or give the champion's model section")
+    return champion.state_dict()
+
+
+def check_init(params: Params, warm_start: WarmStart | None) -> None:
+    if params.train.init == "champion" and warm_start is None:
+        raise MnistflowError(
+            "train.init: champion fine-tunes the registry's champion, which only the retrain flow hands to "
+            "training (python -m flows.retrain, or the retrain deployment); here set train.init: scratch")
+
+
+def _resume_state(params: Params, data_digest: str, path: Path,
+                  warm_start: WarmStart | None = None) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
@@ -121,6 +151,9 @@ def _resume_state(params: Params, data_digest: str, path: Path) -> dict[str, Any
         raise MnistflowError(f"{exc}; delete it to train from scratch") from None
     if state.get("params_digest") != params.digest() or state.get("data_digest") != data_digest:
         log.info("%s was made with other params or data; not resuming from it", path)
+        return None
+    if state.get("warm_start") != (warm_start.sha256 if warm_start else None):
+        log.info("%s started from another model; not resuming from it", path)
         return None
     # A resume must end as an unbroken run of *this* code would: a checkpoint the
     # training code has changed under since is a start from scratch.
@@ -203,22 +236,29 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
 
 
 def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
-                stage_index: int, paths: RunPaths, on_epoch: EpochCallback = log_progress) -> Path:
+                stage_index: int, paths: RunPaths, on_epoch: EpochCallback = log_progress,
+                warm_start: WarmStart | None = None) -> Path:
     """Run (or finish) one training stage; returns the checkpoint path.
 
     After the last stage the trained network is also exported to ``model.pt``.
+    ``warm_start``: the champion, for ``train.init: champion``.
     """
+    check_init(params, warm_start)
+    warm_start = warm_start if params.train.init == "champion" else None
+    started_from = {"warm_start": warm_start.sha256} if warm_start else {}
     spans = stage_spans(params)
-    span, stage = spans[stage_index], params.train.stages[stage_index]
+    span, stage = spans[stage_index], params.train.run_stages[stage_index]
     arch = architecture(params.model, data.shape)
     device = runtime.torch
     model = build_model(arch, params.train.seed).to(device)
     history: list[dict[str, Any]] = []
     done = 0
-    state = _resume_state(params, data_digest, paths.last_checkpoint)
+    state = _resume_state(params, data_digest, paths.last_checkpoint, warm_start)
     if state is not None:
         model.load_state_dict(state["model"])
         history, done = list(state["history"]), int(state["completed_epochs"])
+    elif warm_start is not None:
+        model.load_state_dict(_warm_weights(warm_start, arch))
     if done < span.first_epoch:
         raise MnistflowError(
             f"stage {stage_index + 1} cannot start: the checkpoint has {done} of the "
@@ -261,6 +301,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             optimizer=optimizer.state_dict(),
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
             history=history, params_digest=params.digest(), data_digest=data_digest, code_digest=running_code_digest(),
+            **started_from,
         )
         _write_history(paths.history, history)
         on_epoch(EpochReport(epoch=epoch + 1, total_epochs=spans[-1].end_epoch, stage=stage_index + 1,
@@ -277,6 +318,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
             dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
             epochs=spans[-1].end_epoch, device=str(device), device_reason=runtime.device.reason,
+            **started_from,
         )
     return paths.last_checkpoint
 
@@ -305,10 +347,12 @@ def training_record(paths: RunPaths, device: DeviceChoice) -> Iterator[TrainingT
 
 
 def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunPaths,
-              on_epoch: EpochCallback = log_progress) -> Path:
+              on_epoch: EpochCallback = log_progress, warm_start: WarmStart | None = None) -> Path:
     """Every training stage in turn (the plain sequence the flow runs as tasks); each
     resumes from the run's checkpoint. Returns it."""
+    check_init(params, warm_start)  # before any epoch, and before training.json is touched
     with training_record(paths, session.runtime.device):
-        for index in range(len(params.train.stages)):
-            checkpoint = train_stage(params, session.data, session.runtime, files.digest, index, paths, on_epoch)
+        for index in range(len(params.train.run_stages)):
+            checkpoint = train_stage(params, session.data, session.runtime, files.digest, index, paths, on_epoch,
+                                     warm_start)
     return checkpoint

@@ -12,7 +12,7 @@ from mnistflow.device import Runtime
 from mnistflow.params import Params
 from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
-from mnistflow.train import EpochReport, format_progress, train_stage
+from mnistflow.train import EpochReport, WarmStart, format_progress, train_stage
 
 from . import TASK_DEFAULTS, retry_unless_user_error
 
@@ -35,7 +35,7 @@ def _run_name() -> str:
     from prefect.runtime import task_run
 
     parameters = task_run.parameters
-    stage = parameters["params"].train.stages[parameters["stage_index"]]
+    stage = parameters["params"].train.run_stages[parameters["stage_index"]]
     return f"train-stage-{parameters['stage_index'] + 1}-lr{stage.lr:g}"
 
 
@@ -43,11 +43,12 @@ def _run_name() -> str:
 @task(name="train-stage", task_run_name=_run_name, retries=1, retry_delay_seconds=2,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
 def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
-                     stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None) -> Path:
+                     stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None,
+                     warm_start: WarmStart | None = None) -> Path:
     logger = get_run_logger()
 
     def on_epoch(report: EpochReport) -> None:
         logger.info("%s", format_progress(report))
         _update_progress(progress_artifact, report)
 
-    return train_stage(params, data, runtime, data_digest, stage_index, paths, on_epoch)
+    return train_stage(params, data, runtime, data_digest, stage_index, paths, on_epoch, warm_start)

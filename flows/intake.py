@@ -1,0 +1,140 @@
+"""Intake: new labelled images, checked, become one increment of the dataset.
+
+    python -m flows.intake SOURCE... [--inbox] [--params params.yaml] [--data-root data]
+
+A SOURCE is a folder of class folders (``3/``, ``7/``, or the class names) of
+pictures in any format, size or colour; a CSV of ``path,label``; or an IDX
+``*images-idx3-ubyte`` file with its ``*labels-idx1-ubyte`` beside it.
+``--inbox`` adds the service's feedback inbox (``<registry>/inbox``).
+
+Pictures are prepared as the service prepares what it predicts on; every item
+then passes the gate (lifecycle/gate.py): a known class, no exact copy of any
+image the dataset holds, no near-copy of a test image. The accepted ones become
+one immutable increment, ``<data-root>/<dataset>/increments/<id>/``; every
+refused one is listed with its reason (the report, and a table artifact). The
+flow then emits the Prefect event ``mnistflow.data.added``, on which the
+``retrain`` deployment's trigger fires (prefect.yaml). Sources are never changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.events import emit_event
+
+from flows.cli import run_flow_command
+from flows.pipeline import resolve_params
+from lifecycle import registry
+from lifecycle.intake import IntakeReport
+from lifecycle.intake_sources import Limits
+from mnistflow.datasets import class_labels
+from mnistflow.errors import MnistflowError
+from mnistflow.idx import read_idx
+from mnistflow.params import Params, load_params
+from mnistflow.paths import RegistryPaths, roots
+from tasks.download import download_task
+from tasks.intake import gate_and_write_task, read_sources_task
+
+EVENT = "mnistflow.data.added"
+
+
+def dataset_resource(dataset: str) -> str:
+    return f"mnistflow.dataset.{dataset}"
+
+
+def emit_data_added(report: IntakeReport) -> None:
+    """The event the retrain deployment's trigger waits for (prefect.yaml)."""
+    emit_event(event=EVENT, resource={"prefect.resource.id": dataset_resource(report.dataset),
+                                      "prefect.resource.name": report.dataset},
+               payload={"increment": report.increment, "count": report.accepted, "classes": report.histogram})
+
+
+@flow(name="mnist-intake", log_prints=True)
+def intake(sources: list[str], inbox: bool = False, params: Params | None = None,
+           params_file: str = "params.yaml", data_root: Path | None = None,
+           registry_dir: Path | None = None, max_items: int = Limits.items) -> dict[str, Any]:
+    """Check new labelled images and add the accepted ones to the dataset as one increment.
+
+    Args:
+        sources: folders of class folders, CSVs of path,label, or IDX images files (labels beside them).
+        inbox: also take the service's feedback inbox (<registry>/inbox).
+        params: the pipeline configuration; its data section names the dataset. Overrides params_file.
+        params_file: read when params is not given.
+        data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
+        registry_dir: where the inbox is (default: $MNISTFLOW_REGISTRY or registry/).
+        max_items: items one intake reads at most; a larger batch is refused whole.
+    """
+    logger = get_run_logger()
+    params = resolve_params(params, params_file)
+    where = roots(data=data_root, registry=registry_dir)
+    if not sources and not inbox:
+        raise MnistflowError("sources: give at least one source (or --inbox)")
+    files = download_task(params.data, where.data)  # the base dataset must be there to gate against
+    test = read_idx(files.paths["test-images"], 3)
+    shape = (int(test.shape[1]), int(test.shape[2]))
+    inbox_dir = RegistryPaths(where.registry).dir / "inbox" if inbox else None
+    candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
+                                   Limits(items=max_items), inbox_dir)
+    report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
+                                 + ([str(inbox_dir)] if inbox_dir else []), registry.now())
+    for refusal in report.refused:
+        logger.warning("refused %s: %s", refusal["origin"], refusal["reason"])
+    create_table_artifact(key="intake-refused", table=report.refused or [{"origin": "-", "reason": "none refused"}],
+                          description=f"Refused items of this intake: {report.summary()}")
+    logger.info("%s", report.summary())
+    if report.increment:
+        emit_data_added(report)
+    return asdict(report)
+
+
+def _summary(result: dict[str, Any], link: str) -> str:
+    lines = [f"{r['origin']}: refused: {r['reason']}" for r in result["refused"]]
+    head = (f"{result['dataset']}: {result['accepted']} accepted, {len(result['refused'])} refused; "
+            + (f"increment {result['increment']} in {result['directory']}" if result["increment"]
+               else "nothing added"))
+    return "\n".join(lines + [head, f"  run in the UI: {link}"])
+
+
+def main() -> None:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("sources", nargs="*", type=Path, help="folders, CSVs or IDX images files")
+        parser.add_argument("--inbox", action="store_true", help="also take the service's feedback inbox")
+        parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+        parser.add_argument("--data-root", type=Path, default=None,
+                            help="where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/)")
+        parser.add_argument("--registry", type=Path, default=None,
+                            help="where the feedback inbox is (default: $MNISTFLOW_REGISTRY or registry/)")
+        parser.add_argument("--max-items", type=int, default=Limits.items,
+                            help=f"items one intake reads at most (default {Limits.items:,})")
+
+    def prepare(args: argparse.Namespace) -> dict[str, Any]:
+        for source in args.sources:
+            if not source.exists():
+                raise MnistflowError(f"{source}: no such file or folder")
+        if not args.sources and not args.inbox:
+            raise MnistflowError("give at least one SOURCE (a folder, a .csv or an IDX images file), or --inbox")
+        if args.max_items < 1:
+            raise MnistflowError(f"--max-items: must be at least 1 (got {args.max_items})")
+        return {"sources": [str(s) for s in args.sources], "inbox": args.inbox,
+                "params": load_params(args.params), "params_file": str(args.params),
+                "data_root": args.data_root, "registry_dir": args.registry, "max_items": args.max_items}
+
+    def summary(result: dict[str, Any], link: str) -> str:
+        if not result["increment"]:
+            # Nothing was added: a script must see it (exit 2), each item's reason above the error.
+            for refusal in result["refused"]:
+                print(f"{refusal['origin']}: refused: {refusal['reason']}")
+            raise MnistflowError(f"{result['dataset']}: nothing added: all {len(result['refused'])} items "
+                                 f"were refused (each listed above; run in the UI: {link})")
+        return _summary(result, link)
+
+    run_flow_command(intake, "python -m flows.intake", __doc__, summary, add_arguments, prepare)
+
+
+if __name__ == "__main__":
+    main()

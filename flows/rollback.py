@@ -1,0 +1,96 @@
+"""Put an earlier champion back: ``python -m flows.rollback [--to N] [--reason TEXT]``.
+
+``--list`` shows every version (lifecycle.versions) with its metrics and
+digests, and which one is serving, without starting Prefect. Otherwise the
+flow installs version N (default: the one before the champion's) atomically,
+model.pt last, so a running service answers with it from its next request;
+it records why and by whom (this flow run) in the champion's record and in
+the registry's runs/. The next retrain judges its challenger against the
+restored champion. The deployment ``rollback`` (prefect.yaml) runs the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+
+from flows.cli import run_flow_command
+from lifecycle import registry, versions
+from mnistflow.entry import run_main
+from mnistflow.errors import MnistflowError
+from mnistflow.paths import RegistryPaths, roots
+
+
+@flow(name="mnist-rollback", log_prints=True)
+def rollback(to: int | None = None, reason: str = "rolled back by hand",
+             registry_dir: Path | None = None) -> dict[str, Any]:
+    """Install an earlier champion version.
+
+    Args:
+        to: the version to put back (default: the one before the champion's).
+        reason: why, kept in the records.
+        registry_dir: champion, versions and run records (default: $MNISTFLOW_REGISTRY or registry/).
+    """
+    paths = RegistryPaths(roots(registry=registry_dir).registry)
+    by = {"flow_run_id": str(flow_run.id or ""), "flow_run_name": flow_run.name,
+          "deployment": flow_run.deployment_id and str(flow_run.deployment_id)}
+    event = registry.rollback(paths, to, reason, by)
+    message = (f"rolled back from version {event['from_version']} to version {event['to_version']} "
+               f"(model sha256 {event['model_sha256'][:12]}): {reason}")
+    get_run_logger().info("%s", message)
+    create_markdown_artifact(f"# Rollback\n\n{message.capitalize()}.", key="rollback")
+    return event
+
+
+def version_table(rows: list[dict[str, Any]]) -> str:
+    def pct(value: float | None) -> str:
+        return f"{100 * value:.2f}%" if value is not None else "-"
+
+    lines = [f"{'':1} {'version':>7}  {'time':<24} {'test':>7} {'recent':>7}  {'data':<12} {'params':<12} model sha256"]
+    for r in rows:
+        lines.append(f"{'*' if r['serving'] else ' '} {r['version']:>7}  {r['time'] or '-':<24} "
+                     f"{pct(r['test_accuracy']):>7} {pct(r['recent_accuracy']):>7}  {(r['data_digest'] or '-')[:12]:<12} "
+                     f"{(r['params_digest'] or '-')[:12]:<12} {(r['model_sha256'] or '-')[:12]}")
+    return "\n".join(lines + ["(* serving)"])
+
+
+def main() -> None:
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--to", type=int, default=None, help="the version to put back (default: the previous)")
+        parser.add_argument("--reason", default="rolled back by hand", help="why (kept in the records)")
+        parser.add_argument("--registry", type=Path, default=None,
+                            help="champion and versions (default: $MNISTFLOW_REGISTRY or registry/)")
+        parser.add_argument("--list", action="store_true", help="list the versions and exit")
+
+    def prepare(args: argparse.Namespace) -> dict[str, Any]:
+        if args.to is not None and args.to < 1:
+            raise MnistflowError(f"--to: a version number is 1 or more (got {args.to})")
+        return {"to": args.to, "reason": args.reason, "registry_dir": args.registry}
+
+    import sys
+
+    if "--list" in sys.argv[1:]:
+        parser = argparse.ArgumentParser(prog="python -m flows.rollback")
+        add_arguments(parser)
+        args = parser.parse_args()
+
+        def show() -> None:
+            rows = versions.list_versions(RegistryPaths(roots(registry=args.registry).registry))
+            if not rows:
+                raise MnistflowError(f"no versions in {versions.versions_dir(RegistryPaths(roots(registry=args.registry).registry))}")
+            print(version_table(rows))
+
+        run_main(show)
+        return
+    run_flow_command(rollback, "python -m flows.rollback", __doc__,
+                     lambda r, link: f"version {r['to_version']} is the champion again (was {r['from_version']})"
+                                     f"\n  run in the UI: {link}", add_arguments, prepare)
+
+
+if __name__ == "__main__":
+    main()
