@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from flows.cli import run_flow_command
 from lifecycle import registry, versions
@@ -38,7 +38,7 @@ def rollback(to: int | None = None, reason: str = "rolled back by hand",
     """
     paths = RegistryPaths(roots(registry=registry_dir).registry)
     by = {"flow_run_id": str(flow_run.id or ""), "flow_run_name": flow_run.name,
-          "deployment": flow_run.deployment_id and str(flow_run.deployment_id)}
+          "deployment": deployment.name}
     event = registry.rollback(paths, to, reason, by)
     message = (f"rolled back from version {event['from_version']} to version {event['to_version']} "
                f"(model sha256 {event['model_sha256'][:12]}): {reason}")
