@@ -22,11 +22,12 @@ from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.session import Session, open_session
 from mnistflow.split import make_split
-from mnistflow.train import quiet, train_all, warm_up_optimizers
+from mnistflow.train import WarmStart, quiet, train_all, warm_up_optimizers
 
 
-def time_training(params: Params, files: DatasetFiles, paths: RunPaths) -> tuple[float, Session]:
-    """Seconds of training from scratch (all stages), with the data already on the device."""
+def time_training(params: Params, files: DatasetFiles, paths: RunPaths,
+                  warm_start: WarmStart | None = None) -> tuple[float, Session]:
+    """Seconds of training (all stages, from scratch or from ``warm_start``), with the data already on the device."""
     make_split(files, params.data, paths.split)
     session = open_session(params, files, paths, select_device(params.device))
     for path in (paths.last_checkpoint, paths.model):
@@ -36,7 +37,7 @@ def time_training(params: Params, files: DatasetFiles, paths: RunPaths) -> tuple
     if cuda:
         torch.cuda.synchronize()
     started = time.perf_counter()
-    train_all(params, session, files, paths, on_epoch=quiet)
+    train_all(params, session, files, paths, on_epoch=quiet, warm_start=warm_start)
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - started, session

@@ -358,3 +358,30 @@ def test_warm_stages_change_no_digest_of_a_run_from_scratch(params):
     raw["train"]["init"] = "champion"
     assert validate(raw).digest() != params.digest()
     assert validate(raw).from_scratch().digest() == params.digest()
+
+
+# -- property tests of intake's parsers -----------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@given(st.text(max_size=30))
+def test_a_label_is_a_class_or_none_whatever_the_text(text):
+    for classes in (CLASSES, class_labels("fashion-mnist"), class_labels("kmnist")):
+        index = class_index(text, classes)
+        assert index is None or 0 <= index < len(classes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12),
+                         max_size=4), max_size=8))
+def test_any_csv_yields_a_reason_for_every_row_it_cannot_use(tmp_path_factory, rows):
+    import csv
+
+    folder = tmp_path_factory.mktemp("csv")
+    listing = folder / "list.csv"
+    with open(listing, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    candidates = read_sources([listing], CLASSES, SHAPE, Limits())  # never a traceback
+    assert all(c.refused and c.pixels is None for c in candidates)  # no row names a real picture
+    assert len(candidates) <= len(rows)
