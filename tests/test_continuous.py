@@ -385,3 +385,17 @@ def test_any_csv_yields_a_reason_for_every_row_it_cannot_use(tmp_path_factory, r
     candidates = read_sources([listing], CLASSES, SHAPE, Limits())  # never a traceback
     assert all(c.refused and c.pixels is None for c in candidates)  # no row names a real picture
     assert len(candidates) <= len(rows)
+
+
+def test_the_dvc_train_stage_refuses_a_warm_start_in_one_line(dataset, workdir):
+    from tests.helpers import stage, write_params
+
+    directory, checksums = dataset
+    write_params(workdir / "params.yaml", tiny_params(directory, checksums, train={"init": "champion"}))
+    for name in ("download", "split"):
+        assert stage(workdir, name, args=["--data-root", "data", "--run-dir", "outputs"]).returncode == 0
+    result = stage(workdir, "train", args=["--data-root", "data", "--run-dir", "outputs"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "mnistflow: error: train.init: champion fine-tunes the registry's champion")
+    assert not (workdir / "outputs/checkpoints").exists() and not (workdir / "outputs/training.json").exists()

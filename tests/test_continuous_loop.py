@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from harness.real_parts import Service
-from tests.helpers import copy_repo, dvc, git, make_arrays, run, tiny_params, write_dataset, write_params
+from tests.helpers import copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
 from tests.test_deployments import Project
 
 pytestmark = pytest.mark.slow
