@@ -51,7 +51,18 @@ def write_pictures(folder: Path, n: int, seed: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory, prefect_server):
+def loop_server(tmp_path_factory):
+    """A server of its own: its work pool, deployments and worker must not meet test_deployments'."""
+    from harness.real_parts import PrefectServer
+
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-loop")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, loop_server):
+    prefect_server = loop_server
     root = tmp_path_factory.mktemp("loop")
     checksums = write_dataset(root / "mirror")
     repo = copy_repo(root / "repo")
@@ -66,7 +77,7 @@ def loop(tmp_path_factory, prefect_server):
     dvc(repo, "remote", "add", "-f", "-d", "local", str(root / "remote"))
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "project")
-    project.prefect("work-pool", "create", "mnistflow", "--type", "process", check=False)
+    project.prefect("work-pool", "create", "mnistflow", "--type", "process")
     project.prefect("deploy", "--all")
     project.start_worker()
     yield project

@@ -327,3 +327,34 @@ def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
         blocked = dvc(repo, "repro", check=False)
     assert blocked.returncode != 0 and "is busy, it is being blocked by" in blocked.stderr + blocked.stdout
     assert ran(dvc(repo, "repro")) == ["train", "export", "evaluate", "plot", "card"]  # released: it runs
+
+
+def test_an_increment_reruns_split_and_training_and_travels_with_push_and_pull(repo, tmp_path, prefect_server):
+    from tests.helpers import make_arrays
+    from mnistflow.idx import encode_idx
+
+    arrays = make_arrays(n_train=100, n_test=1, seed=99)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new/late-images-idx3-ubyte").write_bytes(encode_idx(arrays["train-images"]))
+    (tmp_path / "new/late-labels-idx1-ubyte").write_bytes(encode_idx(arrays["train-labels"]))
+    intake = run([sys.executable, "-m", "flows.intake", str(tmp_path / "new/late-images-idx3-ubyte")], repo,
+                 {**prefect_server.env, "PATH": env_for(repo)["PATH"]}, check=True)
+    assert "100 accepted, 0 refused" in intake.stdout
+    status = dvc(repo, "status").stdout
+    assert "data/custom" in status and "modified" in status
+    again = dvc(repo, "repro")
+    assert ran(again) == list(PIPELINE_STAGES)  # the dataset changed: everything that reads it
+    split = json.loads((repo / "outputs/split.json").read_text())
+    assert split["increments"][0]["train_size"] + split["increments"][0]["val_size"] == 100
+    assert "recent" in json.loads((repo / "outputs/metrics.json").read_text())
+    assert ran(dvc(repo, "repro")) == []
+    dvc(repo, "push")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "an increment")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    dvc(clone, "pull")
+    pulled = list((clone / "data/custom/increments").iterdir())
+    assert [p.name for p in pulled] == [p.name for p in (repo / "data/custom/increments").iterdir()]
+    assert (pulled[0] / "manifest.json").read_bytes() == next((repo / "data/custom/increments").iterdir()).joinpath(
+        "manifest.json").read_bytes()
