@@ -18,7 +18,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,6 +58,22 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float, name: str, ou
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"{name} did not become healthy in {timeout:.0f}s")
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 300, every: float = 0.2,
+             tolerate: tuple[type[BaseException], ...] = ()) -> Any:
+    """Poll ``condition`` until it returns something true (returned) or ``timeout`` passes
+    (an AssertionError naming ``what``); exceptions of ``tolerate`` count as not yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+        except tolerate:
+            value = None
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(every)
 
 
 def stop_group(proc: subprocess.Popen | None, grace: float) -> None:
@@ -110,6 +126,12 @@ class PrefectServer:
     def stop(self) -> None:
         stop_group(self.proc, grace=30)
         self.log.close()
+
+    def __enter__(self) -> "PrefectServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def restart(self) -> "PrefectServer":
         """Stop and start again on the same port and database (a server upgrade, a crash)."""

@@ -112,9 +112,8 @@ def prefect_server(tmp_path_factory):
     """One real Prefect API server for the session; tests point PREFECT_API_URL at it."""
     from tests.helpers import PrefectServer
 
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-home")).start()
-    yield server
-    server.stop()
+    with PrefectServer(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from harness.real_parts import Service
+from harness.real_parts import PrefectServer, Service, wait_for
 from tests.helpers import copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
 from tests.test_deployments import Project
 
@@ -30,16 +29,6 @@ pytestmark = pytest.mark.slow
 def served_sha256(service: Service) -> str:
     with urllib.request.urlopen(f"{service.url}/health", timeout=10) as response:
         return json.loads(response.read())["model"]["sha256"]
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def write_pictures(folder: Path, n: int, seed: int) -> None:
@@ -53,11 +42,8 @@ def write_pictures(folder: Path, n: int, seed: int) -> None:
 @pytest.fixture(scope="module")
 def loop_server(tmp_path_factory):
     """A server of its own: its work pool, deployments and worker must not meet test_deployments'."""
-    from harness.real_parts import PrefectServer
-
-    server = PrefectServer(tmp_path_factory.mktemp("prefect-loop")).start()
-    yield server
-    server.stop()
+    with PrefectServer(tmp_path_factory.mktemp("prefect-loop")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +100,7 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
         # 4. The event fires the retrain deployment; the challenger warm-starts and is promoted.
         triggered = wait_for(lambda: next((r for r in retrain_runs(loop)[runs_before:]
                                            if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), None),
-                             400, "the retrain run the event triggers")
+                             "the retrain run the event triggers", 400, every=0.5)
         assert triggered["state_type"] == "COMPLETED", loop.logs(triggered["id"], wait=0)
         assert triggered["parameters"]["trigger"]["increment"] == increment.name
         assert triggered["parameters"]["trigger"]["count"] == manifest["counts"]["accepted"]
@@ -125,12 +111,12 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
         assert champion["metrics"]["recent"]["size"] > 0
 
         # 5. The running service answers with the new champion.
-        wait_for(lambda: served_sha256(service) == champion["model_sha256"], 30, "the service to switch")
+        wait_for(lambda: served_sha256(service) == champion["model_sha256"], "the service to switch", 30)
 
         # 6. A rollback through its deployment; the service answers with the old champion.
         rolled = loop.deployment_run("mnist-rollback/rollback", "reason=test of the loop")
         assert "Completed" in rolled.stdout
-        wait_for(lambda: served_sha256(service) == base["model_sha256"], 30, "the service to switch back")
+        wait_for(lambda: served_sha256(service) == base["model_sha256"], "the service to switch back", 30)
 
     # 7. Every step's record is in the registry, and DVC has it all.
     records = [json.loads(p.read_text()) for p in sorted((registry / "runs").glob("*.json"))]

@@ -4,16 +4,19 @@ test_deployments.py also runs against PostgreSQL.)"""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
-import time
 
 import pytest
 
-from harness.real_parts import PrefectServer
+from harness.real_parts import PrefectServer, wait_for as wait_until
 from tests.helpers import copy_repo, git, write_dataset, write_params
 from tests.test_deployments import PREFECT, Project
+
+# OSError: the server may be restarting.
+wait_for = functools.partial(wait_until, every=0.3, tolerate=(OSError,))
 
 pytestmark = pytest.mark.slow
 # Slow enough per epoch (tiny batches, wide layers) to act while it trains.
@@ -45,18 +48,6 @@ def project(tmp_path, postgres, request):
             worker.wait()
     server.stop()
 
-
-def wait_for(condition, what: str, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = condition()
-        except OSError:  # the server is restarting
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
 
 
 def states(server: PrefectServer, flow_run_id: str) -> list[str]:

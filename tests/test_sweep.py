@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 from mnistflow.errors import MnistflowError
 from lifecycle.leaderboard import sorted_rows
 from lifecycle.sweep_spec import expand, load_spec, trial_id
+from harness.real_parts import wait_for
 from tests.helpers import REPO, copy_repo, dvc, env_for, git, run, tiny_params, write_params
 
 SWEEP = [sys.executable, "-m", "flows.sweep"]
@@ -147,16 +147,6 @@ def test_sweep_on_two_workers_overlaps_records_failures_and_resumes(tmp_path, da
         assert after[tid] == record and (sweep_dir / tid / "model.pt").stat().st_mtime_ns == mtime
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _running_trial(sweep_dir: Path):
     from mnistflow.checkpoints import load_checkpoint
 
@@ -184,7 +174,7 @@ def test_killed_worker_and_killed_sweep_resume_from_checkpoints(tmp_path, datase
     # 1. SIGKILL the Dask worker process running a trial mid-training: the sweep completes.
     proc = subprocess.Popen([*SWEEP, str(path)], cwd=tmp_path, env=sweep_env(prefect_server),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    tid, record = _wait_for(lambda: _running_trial(sweep_dir), 300, "a trial mid-training")
+    tid, record = wait_for(lambda: _running_trial(sweep_dir), "a trial mid-training", 300, every=0.1)
     os.kill(record["pid"], signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
@@ -199,8 +189,8 @@ def test_killed_worker_and_killed_sweep_resume_from_checkpoints(tmp_path, datase
     (tmp_path / "runs").rename(tmp_path / "first-runs")
     proc = subprocess.Popen([*SWEEP, str(path)], cwd=tmp_path, env=sweep_env(prefect_server),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_for(lambda: any(r["status"] == "completed" for r in records(sweep_dir).values())
-              and _running_trial(sweep_dir), 300, "one trial done and one mid-training")
+    wait_for(lambda: any(r["status"] == "completed" for r in records(sweep_dir).values())
+             and _running_trial(sweep_dir), "one trial done and one mid-training", 300, every=0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {tid: r for tid, r in records(sweep_dir).items() if r["status"] == "completed"}
