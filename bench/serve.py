@@ -12,7 +12,9 @@ times, from one keep-alive client:
 
 It prints p50 and p99 in milliseconds, p50 as a ratio to the round trip, and
 the per-image cost of the batches, and says whether one image with the default
-MLP meets the target (p50 <= 10 ms). Latency does not depend on the weights,
+MLP meets the target (p50 <= 10 ms). Last, the cost of /metrics: one PNG with
+the default MLP, the service started with and without ``--no-metrics``,
+alternating rounds, as the ratio of their p50s (bar: <= 1.10). Latency does not depend on the weights,
 so the models are untrained. Images are the real MNIST test images when
 MNISTFLOW_MIRROR names them, else random strokes. Asserts nothing.
 """
@@ -128,6 +130,25 @@ def main() -> None:
                 single = max(statistics.median(rows[1][2]), statistics.median(rows[2][2]))
                 verdict = "met" if single <= TARGET_MS else "NOT met"
                 print(f"{'':10} target: one image, default MLP, p50 <= {TARGET_MS:.0f} ms: {verdict} ({single:.2f} ms)")
+        metrics_cost(model_file(REPO / "params.yaml", Path(scratch)), Path(scratch), one_png, args.requests)
+
+
+def metrics_cost(model: Path, scratch: Path, one_png: bytes, requests: int, rounds: int = 3) -> None:
+    """p50 of one PNG with metrics on over off, in alternating rounds (the machine's drift hits both)."""
+    import httpx
+
+    from harness.real_parts import Service, clean_env
+
+    p50s: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for on in (True, False):
+            with Service(model, scratch, clean_env(), args=() if on else ("--no-metrics",)) as service, \
+                    httpx.Client(base_url=service.url) as http:
+                p50s[on].append(statistics.median(timed(lambda: http.post(
+                    "/predict", files={"file": ("d.png", one_png, "image/png")}), requests)))
+    on, off = statistics.median(p50s[True]), statistics.median(p50s[False])
+    print(f"{'mlp':10} {'1 PNG, metrics on / off':28} {on:8.2f} {off:8.2f} {on / off:9.2f}   (bar: <= 1.10; "
+          f"median of {rounds} alternating rounds)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from prefect.events import emit_event
 from flows.cli import run_flow_command
 from flows.pipeline import resolve_params
 from lifecycle import registry
-from lifecycle.intake import IntakeReport
+from lifecycle.intake import IntakeReport, take_from_inbox
 from lifecycle.intake_sources import Limits
 from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
@@ -77,11 +77,15 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     files = download_task(params.data, where.data)  # the base dataset must be there to gate against
     test = read_idx(files.paths["test-images"], 3)
     shape = (int(test.shape[1]), int(test.shape[2]))
-    inbox_dir = RegistryPaths(where.registry).dir / "inbox" if inbox else None
+    inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
     candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
                                    Limits(items=max_items), inbox_dir)
     report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
                                  + ([str(inbox_dir)] if inbox_dir else []), registry.now())
+    if inbox_dir is not None:
+        taken = take_from_inbox(inbox_dir, candidates, report.increment or "refused-" + registry.now().replace(":", ""))
+        if taken is not None:
+            logger.info("inbox items read moved to %s", taken)
     for refusal in report.refused:
         logger.warning("refused %s: %s", refusal["origin"], refusal["reason"])
     create_table_artifact(key="intake-refused", table=report.refused or [{"origin": "-", "reason": "none refused"}],

@@ -143,8 +143,11 @@ class PrefectServer:
 class Service:
     """``python -m serving.service`` as a real uvicorn process on a free port of 127.0.0.1."""
 
-    def __init__(self, model: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.model, self.cwd, self.env = Path(model), Path(cwd), env or clean_env()
+    def __init__(self, model: Path | None, cwd: Path, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
+        """``model`` None: the service's own choice (the champion, or wait for one)."""
+        self.model, self.cwd, self.env = model and Path(model), Path(cwd), env or clean_env()
+        self.args = (*(("--model", str(self.model)) if self.model else ()), *args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -152,7 +155,7 @@ class Service:
     def start(self, timeout: float = 60) -> "Service":
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.service", "--model", str(self.model), "--port", str(self.port)],
+            [sys.executable, "-m", "serving.service", *self.args, "--port", str(self.port)],
             cwd=self.cwd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_healthy(self.proc, f"{self.url}/health", timeout, "serving.service", self.output)

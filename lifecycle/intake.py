@@ -128,6 +128,24 @@ def intake(dataset: str, files_of: Any, data_root: Path, candidates: list[Candid
     return report
 
 
+def take_from_inbox(inbox: Path, candidates: list[Candidate], batch: str) -> Path | None:
+    """Move the inbox items this intake read (accepted or refused: the increment's
+    manifest lists both) to ``<inbox>/taken/<batch>/``, so the inbox empties and
+    nothing is read twice; nothing is deleted."""
+    taken = inbox / "taken" / batch
+    moved = 0
+    for candidate in candidates:
+        picture = Path(candidate.origin)
+        if picture.parent != inbox:
+            continue
+        taken.mkdir(parents=True, exist_ok=True)
+        for path in (picture.with_suffix(".json"), picture.with_suffix(".png")):
+            if path.exists():
+                os.replace(path, taken / path.name)
+        moved += 1
+    return taken if moved else None
+
+
 def dataset_shape(files: DatasetFiles) -> tuple[int, int]:
     images = read_idx(files.paths["test-images"], 3)
     return int(images.shape[1]), int(images.shape[2])

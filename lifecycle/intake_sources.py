@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
+from mnistflow.datasets import class_index
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import parse_header, parse_idx
 from serving.imaging import decode_image, to_model_input
@@ -43,20 +43,6 @@ class Candidate:
     pixels: np.ndarray | None = None  # prepared: uint8, the dataset's shape
     label: int | None = None
     refused: str | None = None         # why it cannot be used, when it cannot
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", name.lower())
-
-
-def class_index(text: str, classes: list[str]) -> int | None:
-    """A label as a class number: "3", or a class's name in any case and punctuation
-    ("Ankle boot", "ankle-boot", "T-shirt_top")."""
-    text = str(text).strip()
-    if text.isdigit() and int(text) < len(classes):
-        return int(text)
-    keys = [_key(c) for c in classes]
-    return keys.index(_key(text)) if text and _key(text) in keys else None
 
 
 def _label_problem(text: str, classes: list[str]) -> str:

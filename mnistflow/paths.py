@@ -127,6 +127,11 @@ class RegistryPaths:
     def runs(self) -> Path:
         return self.dir / "runs"
 
+    @property
+    def inbox(self) -> Path:
+        # Corrections from the service's page, waiting for intake (serving/inbox.py).
+        return self.dir / "inbox"
+
 
 @dataclass(frozen=True)
 class Roots:

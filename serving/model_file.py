@@ -36,7 +36,8 @@ class ModelFiles:
     def given(cls, model: Path) -> "ModelFiles":
         """A model file named by hand: its metrics and card are looked for beside it,
         under the names a run folder (and the champion's folder) gives them."""
-        return cls.of_run(RunPaths(Path(model).parent))
+        run = RunPaths(Path(model).parent)
+        return cls(Path(model), run.metrics, run.evaluation, run.card)  # the file named, whatever its name
 
 
 def choose_model(given: Path | None, registry: RegistryPaths, run: RunPaths) -> ModelFiles:
@@ -47,4 +48,8 @@ def choose_model(given: Path | None, registry: RegistryPaths, run: RunPaths) -> 
         newer = run.model.exists() and run.model.stat().st_mtime > champion.stat().st_mtime
         return ModelFiles.of_champion(registry, f"model: the champion {champion}" + (
             f" (not the newer {run.model}: pass --model to use it)" if newer else ""))
-    return ModelFiles.of_run(run, f"model: {run.model} (no champion in {registry.dir})")
+    if run.model.exists():
+        return ModelFiles.of_run(run, f"model: {run.model} (no champion in {registry.dir})")
+    # Nothing to serve yet: wait, unready, for the champion (the first promotion).
+    return ModelFiles.of_champion(registry, f"no model yet: waiting, unready, for the champion {champion} "
+                                            f"(or pass --model)")

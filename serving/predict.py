@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         files = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
                              RunPaths(DEFAULT_RUN_DIR))
         model = files.model
+        if args.model is None and not model.exists():
+            raise MnistflowError(f"no model to predict with: no champion in {model.parent.parent} and no "
+                                 f"{DEFAULT_RUN_DIR / 'model.pt'}; train one (make run) or pass --model")
         results = predict_files(model, args.images, files.why)
         if args.json:
             json.dump({"model": str(model), "predictions": results}, sys.stdout, indent=2)

@@ -7,11 +7,17 @@ FastAPI on uvicorn (both come with Prefect):
   (``{"pixels": [...]}``: one image of H*W values or H x W rows, or a list of
   them; values in [0, 1], light on dark). Pictures are prepared as MNIST's
   were (``serving.imaging``); JSON pixels go in as they are.
-- ``GET /health``, ``GET /model`` (the model card, metrics and digest), and
-  ``GET /``: a page to draw a digit on.
+- ``POST /feedback``: a correction from the page (``{"image": PNG as a data
+  URL or base64, "label", "model_sha256", "predicted"}``) into the inbox
+  (``serving.inbox``), for intake to review.
+- ``GET /health`` (200 while the process lives), ``GET /ready`` (200 only with
+  a verified model loaded, else 503 and why), ``GET /metrics`` (Prometheus,
+  ``serving.metrics``), ``GET /model`` (the model card, metrics and digest), and
+  ``GET /``: a page to draw a digit on and correct the answer.
 
 The model defaults to the champion (``registry/champion/model.pt``), else the
-run's ``outputs/model.pt``. When a promotion replaces the file, the next
+run's ``outputs/model.pt``; with neither, the service starts unready and
+waits for the champion. When a promotion replaces the file, the next
 request loads it; each request takes one loaded model for all its images, so
 no answer mixes two models and no request waits on a half-written file
 (promotion renames a whole file into place).
@@ -41,6 +47,8 @@ from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
 from .answers import answers
 from .imaging import ImageError, decode_image, to_model_input
+from .inbox import Inbox, Refused
+from .metrics import ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
 
 log = logging.getLogger("mnistflow")
@@ -50,26 +58,61 @@ MAX_BATCH = 1024  # images per request
 
 
 class ModelHolder:
-    """The model file's current contents: reloaded when the file is replaced."""
+    """The model file's current contents: reloaded when the file is replaced, and
+    loaded when it first appears (a service started before any champion)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path, metrics: ServiceMetrics | None = None) -> None:
+        self.path, self.metrics = Path(path), metrics
         self._lock = threading.Lock()
         self._stamp = atomic.stamp(self.path)
-        self._predictor = Predictor.load(self.path)  # no model at start: the service does not start
+        self._predictor: Predictor | None = None
+        if self._stamp is not None:  # a file that is there must load: a bad one is one line at start
+            self._predictor = Predictor.load(self.path)
+        self._announce()
 
-    def current(self) -> Predictor:
+    def _announce(self) -> None:
+        if self.metrics is not None:
+            self.metrics.serving(self._predictor and self._predictor.sha256, str(self.path))
+
+    def current(self) -> Predictor | None:
         stamp = atomic.stamp(self.path)  # one stat per request: microseconds
         if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:
+                    first = self._predictor is None
                     try:
                         self._predictor = Predictor.load(self.path)
                         log.info("now serving %s (sha256 %s)", self.path, self._predictor.sha256[:12])
+                        if self.metrics is not None and not first:
+                            self.metrics.reloads.inc()
                     except MnistflowError as exc:  # keep answering with the model we have
                         log.error("kept the previous model: %s", exc)
+                        if self.metrics is not None:
+                            self.metrics.reload_failures.inc()
                     self._stamp = stamp
+                    self._announce()
         return self._predictor
+
+    def serving(self) -> Predictor:
+        """The model for a request, or a 503 saying what the service waits for."""
+        predictor = self.current()
+        if predictor is None:
+            raise HTTPException(503, f"no model loaded yet: waiting for {self.path}")
+        return predictor
+
+    def unready(self) -> str | None:
+        """Why the service cannot answer now, or None: a model is loaded and the file
+        on disk is still the one loaded (its sha256 verifies)."""
+        predictor = self.current()
+        if predictor is None:
+            return f"no model loaded yet: waiting for {self.path}"
+        try:
+            on_disk = atomic.sha256_of(self.path)
+        except OSError:
+            return f"{self.path}: gone since it was loaded"
+        if on_disk != predictor.sha256:
+            return f"{self.path}: sha256 {on_disk[:12]} is not the loaded model's {predictor.sha256[:12]}"
+        return None
 
 
 def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -130,16 +173,23 @@ async def uploaded(request: Request, body: bytes) -> list[tuple[str, bytes]]:
     return [(f"upload {f.filename or i}", await f.read()) for i, f in enumerate(files)]
 
 
-def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> FastAPI:
-    """The service for ``files`` (a bare path: a model file and whatever lies beside it)."""
+def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, inbox: Inbox | None = None,
+               metrics: bool = True) -> FastAPI:
+    """The service for ``files`` (a bare path: a model file and whatever lies beside it);
+    corrections go to ``inbox`` (none: POST /feedback answers 404); ``metrics``: count
+    and time every request for GET /metrics."""
     files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
-    holder = ModelHolder(files.model)
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
     page = resources.files("serving").joinpath("page.html").read_text()
+    counters = ServiceMetrics({"/predict", "/feedback", "/health", "/ready", "/metrics", "/model", "/"}) \
+        if metrics else None
+    holder = ModelHolder(files.model, counters)
+    if counters is not None:
+        app.add_middleware(TimingMiddleware, metrics=counters)
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
-        predictor = holder.current()  # one model for the whole request
+        predictor = holder.serving()  # one model for the whole request
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await read_body(request, max_upload_bytes)
         if kind == "application/json":
@@ -156,16 +206,51 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
             raise HTTPException(415, f"content type {kind or 'missing'}: send multipart/form-data with an image "
                                      "file, an image/* body, or application/json pixels")
         results = await run_in_threadpool(answers, predictor, pixels)
+        if counters is not None:
+            counters.observe_answers(results)
         return {"model": {"sha256": predictor.sha256}, "predictions": results}
+
+    @app.post("/feedback", status_code=201)
+    async def feedback(request: Request) -> dict[str, Any]:
+        if inbox is None:
+            raise HTTPException(404, "this service takes no feedback (started without an inbox)")
+        try:
+            item = await take_feedback(request, inbox, holder.current())
+        except Refused as refused:
+            if counters is not None:
+                counters.feedback_refused.labels(str(refused.status)).inc()
+            raise HTTPException(refused.status, refused.reason) from None
+        if counters is not None:
+            counters.feedback.inc()
+        return item
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         predictor = holder.current()
-        return {"status": "ok", "model": {"path": str(predictor.path), "sha256": predictor.sha256}}
+        return {"status": "ok", "model": predictor and {"path": str(predictor.path), "sha256": predictor.sha256}}
+
+    @app.get("/ready")
+    def ready() -> Any:
+        from fastapi.responses import JSONResponse
+
+        reason = holder.unready()
+        if reason is not None:
+            return JSONResponse({"ready": False, "reason": reason}, status_code=503)
+        return {"ready": True, "model": {"sha256": holder.current().sha256}}
+
+    @app.get("/metrics")
+    def prometheus() -> Any:
+        from fastapi.responses import Response
+
+        if counters is None:
+            raise HTTPException(404, "metrics are off for this service")
+        holder.current()  # a champion replaced since the last request shows in this scrape
+        body, kind = counters.exposition()
+        return Response(body, media_type=kind)
 
     @app.get("/model")
     def model() -> dict[str, Any]:
-        predictor = holder.current()
+        predictor = holder.serving()
         return {"path": str(predictor.path), "sha256": predictor.sha256, "labels": predictor.labels,
                 "dataset": predictor.record.get("dataset"), "architecture": predictor.record["architecture"],
                 **beside(predictor, files)}
@@ -175,6 +260,35 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         return page
 
     return app
+
+
+async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | None) -> dict[str, Any]:
+    """One correction from the body, into the inbox (``Refused`` says why not)."""
+    import base64
+    import binascii
+
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise Refused(415, 'send application/json: {"image": PNG data URL or base64, "label", "model_sha256", '
+                           '"predicted"}')
+    try:
+        body = await read_body(request, inbox.limits.item_bytes * 4 // 3 + 4096)  # base64 is 4/3 the bytes
+    except HTTPException as exc:
+        raise Refused(exc.status_code, exc.detail) from None
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise Refused(400, f"body is not valid JSON ({exc})") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
+        raise Refused(422, "image: required, the picture as a PNG data URL or base64")
+    encoded = payload["image"].split(",", 1)[1] if payload["image"].startswith("data:") else payload["image"]
+    try:
+        picture = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(422, "image: not valid base64") from None
+    labels = predictor.labels if predictor is not None else [str(d) for d in range(10)]
+    client = request.client.host if request.client else "unknown"
+    return await run_in_threadpool(inbox.add, picture, payload.get("label"), payload.get("model_sha256"),
+                                   payload.get("predicted"), labels, predictor and predictor.sha256, client)
 
 
 def beside(predictor: Predictor, files: ModelFiles) -> dict[str, Any]:
@@ -207,15 +321,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--no-metrics", action="store_true", help="no GET /metrics (and no per-request counting)")
+    parser.add_argument("--no-feedback", action="store_true", help="no POST /feedback (no inbox)")
     args = parser.parse_args(argv)
     setup_logging()
 
     def run() -> None:
         import uvicorn
 
-        files = choose_model(args.model, RegistryPaths(roots(registry=args.registry).registry),
-                             RunPaths(DEFAULT_RUN_DIR))
-        app = create_app(files)  # loads the model: a missing or bad file is one line
+        registry = RegistryPaths(roots(registry=args.registry).registry)
+        files = choose_model(args.model, registry, RunPaths(DEFAULT_RUN_DIR))
+        if args.model is not None and not args.model.exists():
+            raise MnistflowError(f"--model: {args.model}: no such model file")
+        # Loads the model: a bad file is one line. No model yet: unready, waiting for the champion.
+        app = create_app(files, inbox=None if args.no_feedback else Inbox(registry.inbox),
+                         metrics=not args.no_metrics)
         if files.why:
             log.info("%s", files.why)
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)

@@ -8,6 +8,7 @@ against the API's answer for the same drawing, clears, and saves a screenshot
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -74,7 +75,17 @@ def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mn
         for row, top in zip(rows, answer["top"]):
             assert row.split()[0] == top["label"] and row.split()[-1] == f"{100 * top['probability']:.1f}%"
         assert label == "7", f"a drawn 7 read as {label}: {rows}"
+
+        # "Wrong? It is a 3": the drawing lands in the inbox with that label, for intake to review.
+        browser.find_element(By.ID, "correct-3").click()
+        WebDriverWait(browser, 10).until(lambda b: "kept as a 3" in b.find_element(By.ID, "thanks").text)
         browser.save_screenshot(str(artifacts / "serving-page.png"))
+        records = list((tmp_path / "registry/inbox").glob("*.json"))
+        assert len(records) == 1
+        record = json.loads(records[0].read_text())
+        assert (record["label"], record["predicted"], record["model_sha256"]) == ("3", "7", api["model"]["sha256"])
+        assert record["model_known"] is True
+        assert records[0].with_suffix(".png").read_bytes() == drawing  # the very picture that was answered
 
         browser.find_element(By.ID, "clear").click()
         WebDriverWait(browser, 5).until(lambda b: not b.find_element(By.ID, "prediction").text)

@@ -17,8 +17,8 @@ from flows.retrain import skip_reason, staleness
 from lifecycle import registry, versions
 from lifecycle.gate import Gate
 from lifecycle.intake import intake
-from lifecycle.intake_sources import Limits, class_index, read_sources
-from mnistflow.datasets import class_labels
+from lifecycle.intake_sources import Limits, read_sources
+from mnistflow.datasets import class_index, class_labels
 from mnistflow.download import download, locate
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, read_idx
@@ -399,3 +399,22 @@ def test_the_dvc_train_stage_refuses_a_warm_start_in_one_line(dataset, workdir):
     assert result.stderr.strip().splitlines()[-1].startswith(
         "mnistflow: error: train.init: champion fine-tunes the registry's champion")
     assert not (workdir / "outputs/checkpoints").exists() and not (workdir / "outputs/training.json").exists()
+
+
+def test_intake_moves_the_inbox_items_it_read_to_taken(params, files, data_root, tmp_path):
+    from lifecycle.intake import take_from_inbox
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    fresh, labels = new_items(3, seed=61)
+    for i, (image, label) in enumerate(zip(fresh, labels)):
+        Image.fromarray(255 - image).resize((56, 56)).save(inbox / f"item{i}.png")
+        (inbox / f"item{i}.json").write_text(json.dumps({"label": str(int(label))}))
+    (inbox / "broken.json").write_text("{")
+    candidates = read_sources([], CLASSES, SHAPE, Limits(), inbox=inbox)
+    assert len(candidates) == 4 and candidates[0].refused.startswith("not a feedback record")
+    report = intake(params.data.dataset, lambda: locate(params.data, data_root), data_root, candidates,
+                    [str(inbox)], "2026-12-01T00:00:00.000+00:00")
+    taken = take_from_inbox(inbox, candidates, report.increment)
+    assert sorted(p.name for p in inbox.iterdir()) == ["taken"]
+    assert len(list(taken.iterdir())) == 7  # three pictures with their records, and the broken record

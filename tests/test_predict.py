@@ -133,7 +133,8 @@ def test_a_model_file_that_does_not_load_gets_one_line(tmp_path, test_images):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("mnistflow: error: model.pt: corrupt or not a checkpoint")
     result = predict_cli(tmp_path, "digit.png")  # no champion, no run: says where it looked
-    assert result.returncode == 2 and result.stderr.startswith("mnistflow: error: outputs/model.pt: no such")
+    assert result.returncode == 2 and result.stderr.startswith(
+        "mnistflow: error: no model to predict with: no champion in registry and no outputs/model.pt")
 
 
 def test_a_decompression_bomb_is_refused_before_decoding():

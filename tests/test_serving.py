@@ -120,16 +120,16 @@ def test_health_model_and_page(client, mnist_run):
     assert page.status_code == 200 and "<canvas" in page.text and 'id="clear"' in page.text
 
 
-def test_a_real_uvicorn_process_answers_and_a_missing_model_is_one_line(mnist_run, images, tmp_path):
+def test_a_real_uvicorn_process_answers_and_a_missing_model_file_is_one_line(mnist_run, images, tmp_path):
     with Service(mnist_run.model, tmp_path) as service:
         response = httpx.post(f"{service.url}/predict", files={"file": ("d.png", png(images[1]), "image/png")})
         assert response.status_code == 200
         assert response.json()["predictions"][0]["label"] == Predictor.load(mnist_run.model).answers(
             images[1:2] / 255.0)[0]["label"]
         assert httpx.get(f"{service.url}/").headers["content-type"].startswith("text/html")
-    result = run([__import__("sys").executable, "-m", "serving.service"], tmp_path, clean_env())
+    result = run([__import__("sys").executable, "-m", "serving.service", "--model", "typo.pt"], tmp_path, clean_env())
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "mnistflow: error: outputs/model.pt: no such checkpoint"
+    assert result.stderr.strip().splitlines()[-1] == "mnistflow: error: --model: typo.pt: no such model file"
 
 
 def test_a_promotion_switches_the_service_without_a_failed_or_mixed_answer(mnist_run, images, tmp_path, dataset):

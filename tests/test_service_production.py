@@ -1,0 +1,191 @@
+"""The service in production: readiness, Prometheus metrics (scraped by a real
+Prometheus), and corrections into the feedback inbox."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import urllib.parse
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from harness.real_parts import Service, free_port, stop_group, wait_for
+from lifecycle import registry
+from lifecycle.intake_sources import Limits, read_sources
+from mnistflow import atomic
+from mnistflow.params import validate
+from mnistflow.paths import RegistryPaths, RunPaths
+from serving.inbox import Inbox, InboxLimits
+from serving.model_file import ModelFiles
+from serving.service import create_app
+from tests.conftest import run_stages
+from tests.helpers import tiny_params
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> RunPaths:
+    from tests.helpers import write_dataset
+
+    root = tmp_path_factory.mktemp("production")
+    checksums = write_dataset(root / "mirror")
+    return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def digit() -> np.ndarray:
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    return image
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def client_for(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
+
+
+def test_metrics_count_what_the_requests_did(trained):
+    with client_for(create_app(trained.model)) as client:
+        for _ in range(2):
+            assert client.post("/predict", content=png(digit()), headers={"content-type": "image/png"}).status_code == 200
+        assert client.post("/predict", content=png(np.zeros((28, 28), np.uint8)),
+                           headers={"content-type": "image/png"}).json()["predictions"][0]["blank"]
+        assert client.post("/predict", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
+        assert client.get("/no/such/page").status_code == 404
+        text = client.get("/metrics").text
+    got = samples(text)
+    assert got[("mnistflow_http_requests_total", (("route", "/predict"), ("status", "200")))] == 3
+    assert got[("mnistflow_http_requests_total", (("route", "/predict"), ("status", "415")))] == 1
+    assert got[("mnistflow_http_requests_total", (("route", "other"), ("status", "404")))] == 1
+    assert got[("mnistflow_http_request_duration_seconds_count", (("route", "/predict"),))] == 4
+    assert got[("mnistflow_images_predicted_total", ())] == 3
+    assert got[("mnistflow_predictions_total", (("label", "blank"),))] == 1
+    by_class = sum(v for (name, labels), v in got.items() if name == "mnistflow_predictions_total"
+                   and labels != (("label", "blank"),))
+    assert by_class == 2 and got[("mnistflow_prediction_confidence_count", ())] == 2
+    sha = atomic.sha256_of(trained.model)
+    assert got[("mnistflow_model_info", (("path", str(trained.model)), ("sha256", sha)))] == 1
+    assert got[("mnistflow_ready", ())] == 1
+
+
+def test_unready_without_a_model_then_ready_when_a_champion_appears(trained, tmp_path):
+    reg = RegistryPaths(tmp_path / "registry")
+    with client_for(create_app(ModelFiles.of_champion(reg))) as client:
+        assert client.get("/health").json() == {"status": "ok", "model": None}
+        unready = client.get("/ready")
+        assert unready.status_code == 503 and unready.json()["reason"].startswith("no model loaded yet: waiting for")
+        assert client.post("/predict", content=png(digit()), headers={"content-type": "image/png"}).status_code == 503
+        registry.promote(trained, reg, {"run_id": "r1", "time": registry.now()})
+        ready = client.get("/ready")
+        assert ready.status_code == 200 and ready.json()["model"]["sha256"] == atomic.sha256_of(reg.champion_model)
+        assert client.post("/predict", content=png(digit()), headers={"content-type": "image/png"}).status_code == 200
+        # A damaged file replaces the champion: the loaded model keeps answering, /ready says why not ready.
+        atomic.write_bytes(reg.champion_model, b"not a model")
+        assert client.post("/predict", content=png(digit()), headers={"content-type": "image/png"}).status_code == 200
+        damaged = client.get("/ready")
+        assert damaged.status_code == 503 and "is not the loaded model's" in damaged.json()["reason"]
+        got = samples(client.get("/metrics").text)
+    assert got[("mnistflow_model_reload_failures_total", ())] == 1 and got[("mnistflow_model_reloads_total", ())] == 0
+
+
+def data_url(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("body,status,message", [
+    ({"image": data_url(b"not a png"), "label": "3", "model_sha256": "0" * 64}, 422, "image: not an image"),
+    ({"image": "%%%", "label": "3", "model_sha256": "0" * 64}, 422, "image: not valid base64"),
+    ({"label": "3", "model_sha256": "0" * 64}, 422, "image: required"),
+    ({"image": data_url(png(digit())), "label": "12", "model_sha256": "0" * 64}, 422, "label: '12' is not one of"),
+    ({"image": data_url(png(digit())), "label": "3"}, 422, "model_sha256: required"),
+])
+def test_bad_feedback_gets_a_4xx_that_says_why(trained, tmp_path, body, status, message):
+    with client_for(create_app(trained.model, inbox=Inbox(tmp_path / "inbox"))) as client:
+        response = client.post("/feedback", json=body)
+        assert response.status_code == status and response.json()["detail"].startswith(message)
+        assert samples(client.get("/metrics").text)[("mnistflow_feedback_refused_total", (("status", str(status)),))] == 1
+    assert not (tmp_path / "inbox").exists() or not list((tmp_path / "inbox").iterdir())
+
+
+def test_feedback_lands_in_the_inbox_within_its_bounds_and_intake_reads_it(trained, tmp_path):
+    limits = InboxLimits(items=3, per_client_per_minute=100, item_bytes=4096)
+    sha = atomic.sha256_of(trained.model)
+    picture = png(digit())
+    with client_for(create_app(trained.model, inbox=Inbox(tmp_path / "inbox", limits))) as client:
+        first = client.post("/feedback", json={"image": data_url(picture), "label": "1", "model_sha256": sha,
+                                                "predicted": "7"})
+        assert first.status_code == 201 and first.json()["model_known"] is True
+        stranger = client.post("/feedback", json={"image": data_url(picture), "label": "1", "model_sha256": "f" * 64})
+        assert stranger.status_code == 201 and stranger.json()["model_known"] is False  # kept, and flagged
+        client.post("/feedback", json={"image": data_url(picture), "label": "4", "model_sha256": sha})
+        full = client.post("/feedback", json={"image": data_url(picture), "label": "5", "model_sha256": sha})
+        assert full.status_code == 507 and "inbox is full" in full.json()["detail"]
+        big = client.post("/feedback", json={"image": data_url(png(np.random.default_rng(0).integers(
+            0, 255, (200, 200), dtype=np.uint8))), "label": "5", "model_sha256": sha})
+        assert big.status_code == 413
+        assert client.post("/predict", content=picture, headers={"content-type": "image/png"}).status_code == 200
+    inbox = tmp_path / "inbox"
+    assert len(list(inbox.glob("*.png"))) == len(list(inbox.glob("*.json"))) == 3
+    assert (inbox / f"{first.json()['id']}.png").read_bytes() == picture
+    candidates = read_sources([], [str(d) for d in range(10)], (28, 28), Limits(), inbox=inbox)
+    assert sorted(c.label for c in candidates) == [1, 1, 4] and all(c.refused is None for c in candidates)
+
+
+def test_corrections_from_one_client_are_rate_limited(trained, tmp_path):
+    inbox = Inbox(tmp_path / "inbox", InboxLimits(per_client_per_minute=2))
+    body = {"image": data_url(png(digit())), "label": "1", "model_sha256": "0" * 64}
+    with client_for(create_app(trained.model, inbox=inbox)) as client:
+        assert [client.post("/feedback", json=body).status_code for _ in range(3)] == [201, 201, 429]
+        assert "corrections a minute" in client.post("/feedback", json=body).json()["detail"]
+
+
+def test_a_real_prometheus_scrapes_the_counts_the_requests_made(trained, tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus is needed (.ci/run installs it: apt-get install prometheus)"
+    with Service(trained.model, tmp_path) as service:
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "mnistflow", "metrics_path": "/metrics",
+                                "static_configs": [{"targets": [service.url.removeprefix("http://")]}]}]}))
+        log = open(tmp_path / "prometheus.log", "w")
+        prometheus = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                       f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        try:
+            for _ in range(5):
+                assert httpx.post(f"{service.url}/predict", content=png(digit()),
+                                  headers={"content-type": "image/png"}).status_code == 200
+
+            def query(promql: str) -> float | None:
+                url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(promql)}"
+                result = httpx.get(url, timeout=5).json()["data"]["result"]
+                return float(result[0]["value"][1]) if result else None
+
+            count = 'sum(mnistflow_http_requests_total{job="mnistflow",route="/predict",status="200"})'
+            assert wait_for(lambda: query(count) == 5, "Prometheus to scrape 5 predictions", 60, every=0.5,
+                            tolerate=(httpx.HTTPError, KeyError, ValueError))
+            assert query('sum(mnistflow_images_predicted_total{job="mnistflow"})') == 5
+            assert query('mnistflow_ready{job="mnistflow"}') == 1
+        finally:
+            stop_group(prometheus, grace=10)
+            log.close()
