@@ -104,8 +104,8 @@ def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> P
     model = run.model.read_bytes()
     files = {"metrics.json": run.metrics.read_bytes(), "evaluation.json": run.evaluation.read_bytes(),
              "model.pt": model}
-    # The champion's ONNX file and model card travel with it, when the run made them.
-    for source, name in ((run.onnx, "model.onnx"), (run.card, "MODEL_CARD.md")):
+    # The champion's ONNX file, model card and drift baseline travel with it, when the run made them.
+    for source, name in ((run.onnx, "model.onnx"), (run.card, "MODEL_CARD.md"), (run.profile, "profile.json")):
         if source.exists():
             files[name] = source.read_bytes()
     record = {**record, "model_sha256": hashlib.sha256(model).hexdigest()}

@@ -23,7 +23,8 @@ from mnistflow.paths import RegistryPaths
 
 # What a version (and the champion) holds, model.pt last: a reader that sees the
 # new model.pt finds its card, ONNX file and metrics already beside it.
-FILES = ("metrics.json", "evaluation.json", "model.onnx", "MODEL_CARD.md", "record.json", "model.pt")
+FILES = ("metrics.json", "evaluation.json", "profile.json", "model.onnx", "MODEL_CARD.md", "record.json",
+         "model.pt")
 
 
 def versions_dir(registry: RegistryPaths) -> Path:

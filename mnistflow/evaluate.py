@@ -25,8 +25,9 @@ from .device import Runtime
 from .download import DatasetFiles
 from .errors import MnistflowError
 from .export import recorded_check
-from .params import Params
+from .params import EVALUATION_CHUNK, Params
 from .paths import RunPaths
+from .profile import profile
 from .scoring import evaluate_tensors
 from .tensors import DeviceData
 
@@ -47,6 +48,16 @@ def recent_slice(model: torch.nn.Module, data: DeviceData) -> dict[str, Any] | N
         return {"accuracy": None, "loss": None, "size": 0}
     loss, accuracy, _ = evaluate_tensors(model, data.recent)
     return {"accuracy": accuracy, "loss": loss, "size": len(data.recent)}
+
+
+@torch.no_grad()
+def validation_profile(model: torch.nn.Module, data: DeviceData, names: list[str]) -> dict[str, Any]:
+    """What the model sees and says on the validation set: the baseline of the service's drift check."""
+    model.eval()
+    probabilities = torch.cat([torch.softmax(model(data.val.x[i:i + EVALUATION_CHUNK]), dim=1)
+                               for i in range(0, len(data.val), EVALUATION_CHUNK)])
+    pixels = (data.val.x * data.std + data.mean).reshape(len(data.val), *data.shape)
+    return profile(pixels.cpu().numpy(), probabilities.cpu().numpy(), names)
 
 
 def library_versions() -> dict[str, str]:
@@ -98,6 +109,7 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
     if recent is not None:
         metrics["recent"] = recent
         metrics["dataset"]["increments"] = [inc.id for inc in files.increments]
+    atomic.write_json(paths.profile, validation_profile(model, data, names))
     atomic.write_json(paths.evaluation, metrics)
     atomic.write_json(paths.metrics, comparable(metrics))
     # One row per test image, the shape `dvc plots` wants for its confusion template.

@@ -81,6 +81,11 @@ class RunPaths:
         return self.dir / "evaluation.json"
 
     @property
+    def profile(self) -> Path:
+        # What the model sees and says on validation: the baseline of the drift check.
+        return self.dir / "profile.json"
+
+    @property
     def predictions(self) -> Path:
         return self.dir / "predictions.csv"
 
@@ -122,6 +127,10 @@ class RegistryPaths:
     @property
     def champion_evaluation(self) -> Path:
         return self.champion / "evaluation.json"
+
+    @property
+    def champion_profile(self) -> Path:
+        return self.champion / "profile.json"
 
     @property
     def runs(self) -> Path:

@@ -50,6 +50,7 @@ from .imaging import ImageError, decode_image, to_model_input
 from .inbox import Inbox, Refused
 from .metrics import ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
+from .window import ServedWindow
 
 log = logging.getLogger("mnistflow")
 
@@ -181,9 +182,11 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
     page = resources.files("serving").joinpath("page.html").read_text()
-    counters = ServiceMetrics({"/predict", "/feedback", "/health", "/ready", "/metrics", "/model", "/"}) \
+    counters = ServiceMetrics({"/predict", "/feedback", "/health", "/ready", "/metrics", "/model",
+                               "/monitoring/window", "/"}) \
         if metrics else None
     holder = ModelHolder(files.model, counters)
+    window = ServedWindow()
     if counters is not None:
         app.add_middleware(TimingMiddleware, metrics=counters)
 
@@ -208,6 +211,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         results = await run_in_threadpool(answers, predictor, pixels)
         if counters is not None:
             counters.observe_answers(results)
+        window.add(predictor.sha256, pixels, results)
         return {"model": {"sha256": predictor.sha256}, "predictions": results}
 
     @app.post("/feedback", status_code=201)
@@ -237,6 +241,12 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         if reason is not None:
             return JSONResponse({"ready": False, "reason": reason}, status_code=503)
         return {"ready": True, "model": {"sha256": holder.current().sha256}}
+
+    @app.get("/monitoring/window")
+    def served_window() -> dict[str, Any]:
+        """What the service answered lately (no pictures): the drift check's input (flows/monitor.py)."""
+        predictor = holder.serving()
+        return window.snapshot(predictor.labels)
 
     @app.get("/metrics")
     def prometheus() -> Any:
