@@ -17,6 +17,10 @@ names below, or ``all``.
   so that a flow run writing the DVC workspace excludes `dvc repro` the way
   DVC's own stages exclude each other. Off: the run takes only its Prefect
   concurrency slot, and says so.
+- ``header-deadline``: uvicorn's h11 protocol's internals (serving/slow_clients.py),
+  so that the service closes a connection that has not sent a whole request's
+  headers within 10 s (uvicorn has no such limit: slowloris). Off: uvicorn's own
+  protocol, and a slow client holds its connection.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import sys
 from typing import Any, Iterator
 
 SWITCH_ENV = "MNISTFLOW_NO_PRIVATE_API"
-NAMES = ("fast-exit", "exporter-preload", "dvc-locks")
+NAMES = ("fast-exit", "exporter-preload", "dvc-locks", "header-deadline")
 
 # What the first export in a process imports, heaviest first.
 EXPORTER_MODULES = ("onnxruntime", "onnxscript.optimizer", "onnxscript.function_libs.torch_lib.ops",

@@ -349,7 +349,12 @@ def main(argv: list[str] | None = None) -> None:
         if files.why:
             log.info("%s", files.why)
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
-        uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning")
+        from mnistflow.private_api import enabled
+
+        from .slow_clients import HeaderDeadline
+
+        uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning",
+                    http=HeaderDeadline if enabled("header-deadline") else "h11")
 
     run_main(run)
 

@@ -33,10 +33,20 @@ def test_dvc_lock_names_exist_with_the_signature_used():
     assert list(inspect.signature(rwlock).parameters)[:6] == ["tmp_dir", "fs", "cmd", "read", "write", "hardlink"]
 
 
+def test_the_h11_protocol_internals_the_header_deadline_uses_exist():
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    for name in ("connection_made", "data_received", "on_response_complete", "connection_lost"):
+        assert callable(getattr(H11Protocol, name, None)), f"H11Protocol.{name} is gone: turn off header-deadline"
+    source = inspect.getsource(H11Protocol)
+    for attribute in ("self.cycle", "self.transport", "self.loop"):
+        assert attribute in source, f"H11Protocol no longer has {attribute}: turn off header-deadline"
+
+
 def test_switches_read_the_environment():
     assert all(private_api.enabled(name, env={}) for name in private_api.NAMES)
     off = {private_api.SWITCH_ENV: "dvc-locks, exporter-preload"}
-    assert [private_api.enabled(n, env=off) for n in private_api.NAMES] == [True, False, False]
+    assert [private_api.enabled(n, env=off) for n in private_api.NAMES] == [True, False, False, True]
     assert not any(private_api.enabled(n, env={private_api.SWITCH_ENV: "all"}) for n in private_api.NAMES)
     with pytest.raises(KeyError):
         private_api.enabled("no-such-shortcut")

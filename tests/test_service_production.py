@@ -157,6 +157,7 @@ def test_corrections_from_one_client_are_rate_limited(trained, tmp_path):
         assert "corrections a minute" in client.post("/feedback", json=body).json()["detail"]
 
 
+@pytest.mark.integration  # a real uvicorn and a real Prometheus
 def test_a_real_prometheus_scrapes_the_counts_the_requests_made(trained, tmp_path):
     binary = shutil.which("prometheus")
     assert binary, "Debian's prometheus is needed (.ci/run installs it: apt-get install prometheus)"

@@ -1,0 +1,58 @@
+"""Slow clients: a connection must finish its request's headers within HEADER_SECONDS.
+
+uvicorn (0.54) has no such limit: its keep-alive timer runs only between a
+response and the next request's first byte, so a client that then sends its
+headers a byte a second holds a connection, and a file descriptor, for as long
+as it likes (slowloris). ``HeaderDeadline`` is uvicorn's h11 protocol with a
+deadline armed when a connection opens and after each response, and cleared
+when a request's headers are complete; past it, the connection is closed.
+
+It relies on the protocol's internals (``cycle``, ``transport``, ``loop``), so it
+is listed in mnistflow/private_api.py (``header-deadline``; off: uvicorn's own
+protocol, and no limit), and tests/test_private_api.py checks those names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_SECONDS = 10.0
+
+
+class HeaderDeadline(H11Protocol):
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        self._waiting_since_cycle: Any = self.cycle
+        self._deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
+
+    def _clear(self) -> None:
+        if getattr(self, "_deadline", None) is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.cycle is not None and self.cycle is not self._waiting_since_cycle:
+            self._clear()  # a whole request's headers arrived: a new cycle began
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._clear()
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._clear()
+        super().connection_lost(exc)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.logger.info("closed a connection that sent no complete request headers in %.0f s", HEADER_SECONDS)
+            self.transport.close()

@@ -1,0 +1,108 @@
+"""The service under load, on 127.0.0.1 only: 100 concurrent clients for a bounded
+time, and a client that sends its headers a byte a second."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import statistics
+import threading
+import time
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from harness.real_parts import Service
+from serving.slow_clients import HEADER_SECONDS
+from tests.test_service_production import trained  # noqa: F401  (the module's tiny trained model)
+
+# The load test saturates both cores for seconds: the page's timed waits never run beside it.
+pytestmark = [pytest.mark.xdist_group("saturates-cpu")]
+
+CLIENTS, SECONDS = 100, 8.0
+
+
+def png() -> bytes:
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def hammer(url: str, seconds: float) -> tuple[list[int], list[float]]:
+    statuses, times, picture = [], [], png()
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+        async def client() -> None:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                response = await http.post("/predict", content=picture, headers={"content-type": "image/png"})
+                times.append(time.perf_counter() - started)
+                statuses.append(response.status_code)
+
+        await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return statuses, times
+
+
+def test_a_hundred_concurrent_clients_get_no_5xx_and_memory_stays_flat(trained, tmp_path):  # noqa: F811
+    with Service(trained.model, tmp_path) as service:
+        process = psutil.Process(service.proc.pid)
+        asyncio.run(hammer(service.url, 2.0))  # warm: allocator, thread pool, first-call paths
+        before = process.memory_info().rss
+        statuses, times = asyncio.run(hammer(service.url, SECONDS))
+        after = process.memory_info().rss
+    p50, p99 = statistics.median(times), float(np.percentile(times, 99))
+    print(f"\n{len(statuses)} requests from {CLIENTS} clients in {SECONDS:.0f} s: p50 {1000 * p50:.1f} ms, "
+          f"p99 {1000 * p99:.1f} ms; RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB")
+    assert len(statuses) > CLIENTS and set(statuses) == {200}
+    assert after < before * 1.15 + 16 * 2**20, (before, after)  # no growth with the requests served
+
+
+def closed(sock: socket.socket) -> bool:
+    """Has the other side closed this connection?"""
+    try:
+        data = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return data == b""
+
+
+def test_a_client_sending_a_byte_a_second_neither_blocks_others_nor_stays(trained, tmp_path):  # noqa: F811
+    with Service(trained.model, tmp_path) as service:
+        host, port = service.url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200
+        dropped = threading.Event()
+
+        def trickle() -> None:
+            try:
+                for byte in request:
+                    slow.sendall(bytes([byte]))
+                    time.sleep(1.0)
+                    if closed(slow):
+                        break
+            except OSError:  # a broken pipe: the server has closed it
+                pass
+            dropped.set()
+
+        slow.setblocking(True)
+        thread = threading.Thread(target=trickle, daemon=True)
+        started = time.monotonic()
+        thread.start()
+        for _ in range(20):  # others are served meanwhile, promptly
+            t = time.perf_counter()
+            assert httpx.get(f"{service.url}/health", timeout=5).status_code == 200
+            assert time.perf_counter() - t < 1.0
+        assert dropped.wait(60), "the slow client was never dropped"
+        held = time.monotonic() - started
+        print(f"\nthe slow client was dropped after {held:.1f} s")
+        assert HEADER_SECONDS - 1 <= held <= HEADER_SECONDS + 3
+        slow.close()
