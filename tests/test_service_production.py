@@ -110,9 +110,16 @@ def data_url(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
+def bomb() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (5000, 5000)).save(buffer, "PNG")  # 25 megapixels in about 25 KB
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize("body,status,message", [
     ({"image": data_url(b"not a png"), "label": "3", "model_sha256": "0" * 64}, 422, "image: not an image"),
     ({"image": "%%%", "label": "3", "model_sha256": "0" * 64}, 422, "image: not valid base64"),
+    ({"image": data_url(bomb()), "label": "3", "model_sha256": "0" * 64}, 422, "image: 5000x5000 pixels is more"),
     ({"label": "3", "model_sha256": "0" * 64}, 422, "image: required"),
     ({"image": data_url(png(digit())), "label": "12", "model_sha256": "0" * 64}, 422, "label: '12' is not one of"),
     ({"image": data_url(png(digit())), "label": "3"}, 422, "model_sha256: required"),
