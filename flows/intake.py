@@ -30,11 +30,10 @@ from prefect.events import emit_event
 from flows.cli import run_flow_command
 from flows.pipeline import resolve_params
 from lifecycle import registry
-from lifecycle.intake import IntakeReport, take_from_inbox
+from lifecycle.intake import IntakeReport, dataset_shape, take_from_inbox
 from lifecycle.intake_sources import Limits
 from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
-from mnistflow.idx import read_idx
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RegistryPaths, roots
 from tasks.download import download_task
@@ -75,8 +74,7 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     if not sources and not inbox:
         raise MnistflowError("sources: give at least one source (or --inbox)")
     files = download_task(params.data, where.data)  # the base dataset must be there to gate against
-    test = read_idx(files.paths["test-images"], 3)
-    shape = (int(test.shape[1]), int(test.shape[2]))
+    shape = dataset_shape(files)
     inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
     candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
                                    Limits(items=max_items), inbox_dir)

@@ -80,9 +80,10 @@ def main() -> None:
         args = parser.parse_args()
 
         def show() -> None:
-            rows = versions.list_versions(RegistryPaths(roots(registry=args.registry).registry))
+            paths = RegistryPaths(roots(registry=args.registry).registry)
+            rows = versions.list_versions(paths)
             if not rows:
-                raise MnistflowError(f"no versions in {versions.versions_dir(RegistryPaths(roots(registry=args.registry).registry))}")
+                raise MnistflowError(f"no versions in {versions.versions_dir(paths)}")
             print(version_table(rows))
 
         run_main(show)

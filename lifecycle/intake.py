@@ -24,7 +24,7 @@ import numpy as np
 from mnistflow import atomic
 from mnistflow.datasets import class_labels
 from mnistflow.download import DatasetFiles
-from mnistflow.idx import encode_idx, read_idx
+from mnistflow.idx import encode_idx, header_size, parse_header
 from mnistflow.increments import IMAGES, LABELS, MANIFEST, increments_dir, item_sha256
 from lifecycle.gate import Gate
 from lifecycle.intake_sources import Candidate
@@ -147,5 +147,8 @@ def take_from_inbox(inbox: Path, candidates: list[Candidate], batch: str) -> Pat
 
 
 def dataset_shape(files: DatasetFiles) -> tuple[int, int]:
-    images = read_idx(files.paths["test-images"], 3)
-    return int(images.shape[1]), int(images.shape[2])
+    """The dataset's image shape, from the test images' IDX header alone (16 bytes, not 8 MB)."""
+    path = files.paths["test-images"]
+    with open(path, "rb") as handle:
+        dims, _ = parse_header(path, handle.read(header_size(3)), 3)
+    return dims[1], dims[2]

@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from mnistflow import atomic
+from mnistflow.datasets import class_labels
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
@@ -295,7 +296,7 @@ async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | N
         picture = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise Refused(422, "image: not valid base64") from None
-    labels = predictor.labels if predictor is not None else [str(d) for d in range(10)]
+    labels = predictor.labels if predictor is not None else class_labels(None)
     client = request.client.host if request.client else "unknown"
     return await run_in_threadpool(inbox.add, picture, payload.get("label"), payload.get("model_sha256"),
                                    payload.get("predicted"), labels, predictor and predictor.sha256, client)
