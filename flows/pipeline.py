@@ -22,7 +22,7 @@ from mnistflow.device import DeviceChoice, Runtime, configure_runtime
 from mnistflow.download import DatasetFiles
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
-from mnistflow.preflight import preflight
+from mnistflow.preflight import check_fits_data, preflight
 from mnistflow.tensors import DeviceData
 from mnistflow.train import WarmStart, check_init, training_record
 from tasks.card import card_task
@@ -112,6 +112,7 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: Devic
     split, tensors, train_stage, evaluate, plot = (labelled(t, label) for t in (
         split_task, tensors_task, train_stage_task, evaluate_task, plot_task))
     files = files or download_task(params.data, data_root)
+    check_fits_data(params, device, files.shape)  # a custom dataset's sizes are in its headers: before the split
     split(files, params.data, paths.split)
     runtime, data = runtime_and_tensors(params, files, paths, device, tensors)
     progress = start_progress(sum(s.epochs for s in params.train.run_stages)) if progress_artifact else None

@@ -30,18 +30,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
-from mnistflow.params import Params, _describe, validate
+from mnistflow.params import Params, describe_all, quote, read_yaml, validate
 
 # A validation metric and whether larger is better. Test metrics never pick a winner.
 SELECTABLE = {"val_accuracy": True, "val_loss": False}
 
 
+# Trials a sweep may plan, checked before any is expanded: a sweep is run on one
+# machine, and a thousand trials of the smallest network take a day on this CPU.
+MAX_TRIALS = 1000
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(_Strict):
@@ -57,9 +62,15 @@ class Range(_Strict):
             raise ValueError(f"must be greater than low ({low})")
         return high
 
+    @model_validator(mode="after")
+    def _log_needs_positive(self) -> "Range":
+        if self.log and self.low <= 0:
+            raise ValueError(f"log: true needs low > 0 (got low {self.low}); a log scale has no zero")
+        return self
+
 
 class RandomSearch(_Strict):
-    trials: int = Field(ge=1)
+    trials: int = Field(ge=1, le=MAX_TRIALS)
     seed: int = Field(0, ge=0)
     params: dict[str, Range] = Field(min_length=1)
 
@@ -69,9 +80,15 @@ class SweepSpec(_Strict):
     base: str = "params.yaml"
     grid: dict[str, list[Any]] = {}
     random: RandomSearch | None = None
-    seeds: int = Field(1, ge=1)
+    seeds: int = Field(1, ge=1, le=MAX_TRIALS)
     select: str = "val_accuracy"
-    workers: int = Field(2, ge=1)
+    workers: int = Field(2, ge=1, le=256)
+
+    @property
+    def trial_count(self) -> int:
+        """How many trials the sweep plans, counted without expanding them."""
+        points = math.prod(len(values) for values in self.grid.values())
+        return points * (self.random.trials if self.random else 1) * self.seeds
 
     @field_validator("grid")
     @classmethod
@@ -98,21 +115,27 @@ class Trial:
 
 def load_spec(path: Path) -> SweepSpec:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MnistflowError(f"{path}: no such sweep file") from None
-    except yaml.YAMLError:
-        raise MnistflowError(f"{path}: not valid YAML") from None
+    raw = read_yaml(path, "sweep file")  # bounded: size, nesting, aliases
     if not isinstance(raw, dict):
         raise MnistflowError(f"{path}: expected a mapping (name, base, grid, ...)")
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise MnistflowError(f"{path}: " + "; ".join(_describe(e) for e in exc.errors(include_url=False))) from None
+        raise MnistflowError(f"{path}: {describe_all(exc.errors(include_url=False))}") from None
     if not spec.grid and spec.random is None:
         raise MnistflowError(f"{path}: grid: is empty and there is no random search; nothing to try")
+    if spec.trial_count > MAX_TRIALS:
+        raise MnistflowError(f"{path}: plans {spec.trial_count:,} trials (grid x random.trials x seeds); "
+                             f"a sweep runs at most {MAX_TRIALS:,}")
     return spec
+
+
+def _index(part: str) -> int:
+    # Positions count from 0; a negative one ("train.stages.-1.lr") is not meant:
+    # which stage it names would change with the base file's length.
+    if not part.isdigit():
+        raise ValueError(f"{part!r} is not a position in a list (0, 1, ...; no negative ones)")
+    return int(part)
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -120,9 +143,9 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     *parents, last = key.split(".")
     node: Any = tree
     for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        node = node[_index(part)] if isinstance(node, list) else node.setdefault(part, {})
     if isinstance(node, list):
-        node[int(last)] = value
+        node[_index(last)] = value
     else:
         node[last] = value
 
@@ -161,8 +184,10 @@ def expand(spec: SweepSpec, base: dict[str, Any], source: str) -> list[Trial]:
         try:
             for key, value in overrides.items():
                 set_dotted(raw, key, value)
-        except (KeyError, IndexError, ValueError, TypeError):
-            raise MnistflowError(f"{source}: {key}: not a key of the params ({value!r})") from None
+        except ValueError as exc:
+            raise MnistflowError(f"{source}: {key}: {exc}") from None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise MnistflowError(f"{source}: {key}: not a key of the params ({quote(value)})") from None
         tid = trial_id(overrides)
         try:
             trials.append(Trial(tid, overrides, validate(raw, f"trial {tid}")))

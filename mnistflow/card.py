@@ -90,7 +90,8 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
         "",
         "| class | test accuracy |",
         "|---|---|",
-        *[f"| {label} | {accuracy:.2%} |" for label, accuracy in per_class.items()],
+        *[f"| {label} | {'no test images' if accuracy is None else f'{accuracy:.2%}'} |"
+          for label, accuracy in per_class.items()],
         "",
     ]
     pairs = confused_pairs(metrics["confusion_matrix"])

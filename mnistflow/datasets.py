@@ -97,7 +97,7 @@ def class_index(text: str, classes: list[str]) -> int | None:
     """A label as a class number: "3", or a class's name in any case and punctuation
     ("Ankle boot", "ankle-boot", "T-shirt_top"); None when it is neither."""
     text = str(text).strip()
-    if text.isdigit() and int(text) < len(classes):
+    if text.isascii() and text.isdigit() and int(text) < len(classes):
         return int(text)
     keys = [_key(c) for c in classes]
     return keys.index(_key(text)) if text and _key(text) in keys else None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import atomic
+from .dataset_check import DatasetShape, check_dataset
 from .datasets import DATASETS, FILE_NAMES, FILES, Checksum
 from .errors import MirrorsFailedError, MnistflowError
 from .fetch import Limits, Stalled, Transient, Unusable, WrongBytes, fetch
@@ -49,16 +50,23 @@ class DatasetFiles:
     md5: dict[str, str]  # of the uncompressed bytes
     digest: str  # of the four files and every increment (mnistflow.increments.combined_digest)
     increments: tuple[Increment, ...] = ()
+    shape: DatasetShape | None = None  # what the headers say (mnistflow.dataset_check)
 
 
 def mirror_list(data: DataParams, env: dict[str, str] | None = None) -> list[str]:
-    """In order: the dataset's folder under $MNISTFLOW_MIRROR_ROOT (a named dataset's),
-    $MNISTFLOW_MIRROR, data.mirrors or else the published mirrors."""
+    """In order: the dataset's folder under $MNISTFLOW_MIRROR_ROOT and $MNISTFLOW_MIRROR
+    (for a named dataset only), then data.mirrors or else the published mirrors.
+
+    A custom dataset is only ever fetched from its own data.mirrors: a machine-wide
+    mirror holds a named dataset's files under the same names, and trying them
+    first would only hash the wrong files and lead every error with that mismatch."""
     env = os.environ if env is None else env
+    if data.dataset not in DATASETS:
+        return list(data.mirrors or [])
     configured = list(data.mirrors) if data.mirrors is not None else list(DATASETS[data.dataset].mirrors)
     first = []
     root = env.get(MIRROR_ROOT_ENV, "").strip()
-    if root and data.dataset in DATASETS:
+    if root:
         first.append(f"{root.rstrip('/')}/{data.dataset}" + ("/" if "://" in root else ""))
     extra = env.get(MIRROR_ENV, "").strip()
     if extra and extra not in first:
@@ -80,7 +88,18 @@ MANIFEST = "checksums.json"
 STAMPS = ".stamps"
 
 
+def custom_key(data: DataParams) -> str:
+    """A custom dataset's folder name: its four checksums, hashed. Two custom datasets
+    never share a folder, so no run reads files another run published."""
+    blob = "".join(f"{key}:{data.checksums[key]}\n" for key in FILES)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def dataset_dir(data: DataParams, data_root: Path) -> Path:
+    """``<data_root>/<dataset>``; a custom one's is ``<data_root>/custom/<custom_key>``
+    (inside ``data/custom``, which dvc.yaml tracks as ``data/${data.dataset}``)."""
+    if data.dataset == "custom":
+        return Path(data_root) / "custom" / custom_key(data)
     return Path(data_root) / data.dataset
 
 
@@ -121,6 +140,9 @@ def _verified(path: Path, expected: str | None, stamp: dict) -> bool:
 
 
 def _stamps_path(directory: Path) -> Path:
+    # Beside the tracked folder: data/.stamps/mnist.json, data/.stamps/custom-<key>.json.
+    if directory.parent.name == "custom":
+        return directory.parent.parent / STAMPS / f"custom-{directory.name}.json"
     return directory.parent / STAMPS / f"{directory.name}.json"
 
 
@@ -210,6 +232,8 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
             raise MirrorsFailedError(
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}", retryable=transient)
+    # The files against each other, before the manifest that every later step needs.
+    check_dataset({key: directory / stored_name(key) for key in FILES})
     if written != md5:  # an older one (with sizes and times) is rewritten too
         atomic.write_json(directory / MANIFEST, {key: md5[key] for key in FILES})
     _stamp(directory, md5, stamps)
@@ -235,7 +259,8 @@ def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> Da
     base = hashlib.sha256("".join(f"{key}:{md5[key]}\n" for key in FILES).encode()).hexdigest()
     paths = {key: str(directory / stored_name(key)) for key in FILES}
     increments = list_increments(directory)
-    return DatasetFiles(data.dataset, str(directory), paths, md5, combined_digest(base, increments), increments)
+    return DatasetFiles(data.dataset, str(directory), paths, md5, combined_digest(base, increments), increments,
+                        check_dataset(paths))
 
 
 def locate(data: DataParams, data_root: Path) -> DatasetFiles:

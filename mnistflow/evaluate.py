@@ -85,11 +85,13 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
     predicted = predicted.cpu().numpy()
     confusion = np.zeros((10, 10), dtype=np.int64)
     np.add.at(confusion, (actual, predicted), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    counts = confusion.sum(axis=1)
+    # A class with no test images has no accuracy (null), which 0.0 would misstate.
+    per_class = [float(confusion[i, i] / counts[i]) if counts[i] else None for i in range(10)]
     metrics = {
         "val": {"accuracy": val_acc, "loss": val_loss},
         "test": {"accuracy": test_acc, "loss": test_loss,
-                 "per_class_accuracy": {names[i]: float(per_class[i]) for i in range(10)}},
+                 "per_class_accuracy": {names[i]: per_class[i] for i in range(10)}},
         "confusion_matrix": {"labels": names, "rows_are": "actual", "matrix": confusion.tolist()},
         "epochs": info["epochs"],
         "architecture": info["architecture"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -45,8 +46,17 @@ DIGESTED_UNLESS_DEFAULT: dict[str, Any] = {"model.padding": "valid", "model.conv
 NOT_DIGESTED = ("data.mirrors", "device", "plot.dpi", "plot.width", "plot.height")
 
 
+# Bounds on what a run may ask for: within what torch, numpy and matplotlib accept,
+# and far past any useful run (docs/parameters.md). Every float must be finite.
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; epoch seeds are taken mod 2**63
+MAX_WIDTH = 1 << 16   # units of a hidden layer, channels of a convolution
+MAX_LAYERS = 32
+MAX_EPOCHS = 10_000   # of all stages together
+MAX_STAGES = 100
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataParams(_Section):
@@ -55,7 +65,7 @@ class DataParams(_Section):
     # None means the dataset's published mirrors (torchvision's list for MNIST).
     mirrors: list[str] | None = None
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     # md5 of each *uncompressed* file, replacing the published ones: for a
     # private copy or a custom dataset. Keys: train-images, train-labels,
     # test-images, test-labels.
@@ -140,16 +150,18 @@ class ModelParams(_Section):
     # fully connected layers as the mlp.
     kind: Literal["mlp", "cnn"] = "mlp"
     # Widths of the fully connected hidden layers (for a cnn, after the convolutions).
-    hidden: list[Annotated[int, Field(ge=1)]] = [32]
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field([32], max_length=MAX_LAYERS)
     activation: Literal["relu", "tanh", "gelu", "sigmoid", "leaky_relu"] = "relu"
     # Dropout after each fully connected hidden layer.
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # Renormalise each hidden unit's incoming weights to at most this L2 norm after
     # every step (Srivastava et al. 2014); None disables it.
-    max_norm: float | None = Field(None, gt=0.0)
+    max_norm: float | None = Field(None, gt=0.0, le=1e6)
     # cnn only: output channels and (square) kernel size of each convolution.
-    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [24, 32], min_length=1)
-    kernels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [5, 3], min_length=1)
+    channels: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(default_factory=lambda: [24, 32], min_length=1,
+                                                                      max_length=MAX_LAYERS)
+    kernels: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [5, 3], min_length=1,
+                                                              max_length=MAX_LAYERS)
     batch_norm: bool = False
     # cnn only: "valid" convolutions shrink the image and are about twice as fast
     # (MNIST's digits leave the border empty); "same" ones zero-pad to keep the
@@ -164,13 +176,13 @@ class OptimizerParams(_Section):
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = Field(0.0, ge=0.0, lt=1.0)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
     # adam and adamw: the decay rates of the gradient's running mean and square.
     betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
 
 
 class StageParams(_Section):
-    epochs: int = Field(ge=1)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
     lr: float = Field(gt=0.0)
     # constant: the recipe. onecycle: warm up to lr then anneal, per batch.
     schedule: Literal["constant", "onecycle", "cosine"] = "constant"
@@ -185,18 +197,18 @@ class AugmentParams(_Section):
 
 
 class TrainParams(_Section):
-    batch_size: int = Field(100, ge=1)
+    batch_size: int = Field(100, ge=1, le=1 << 20)
     optimizer: OptimizerParams = OptimizerParams()
     stages: list[StageParams] = Field(
         default_factory=lambda: [StageParams(epochs=5, lr=0.5), StageParams(epochs=5, lr=0.1)],
-        min_length=1,
+        min_length=1, max_length=MAX_STAGES,
     )
     augment: AugmentParams = AugmentParams()
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     # Pinned because float reductions depend on the thread count: the flow and
     # `dvc repro` must produce byte-identical outputs. One thread is also the
     # fastest for a 784-32-10 MLP on a small CPU (see bench/).
-    threads: int = Field(1, ge=1)
+    threads: int = Field(1, ge=1, le=1024)
     # CUDA only (ignored elsewhere): bf16 autocast for the forward pass.
     precision: Literal["float32", "bf16"] = "float32"
     # torch.compile the network: pays off only for long runs (docs/performance.md).
@@ -205,7 +217,16 @@ class TrainParams(_Section):
     # the registry's champion (the retrain flow hands it over) for train.warm_stages;
     # with no champion yet, the run trains from scratch.
     init: Literal["scratch", "champion"] = "scratch"
-    warm_stages: list[StageParams] = Field(default_factory=lambda: [StageParams(epochs=2, lr=0.1)], min_length=1)
+    warm_stages: list[StageParams] = Field(default_factory=lambda: [StageParams(epochs=2, lr=0.1)], min_length=1,
+                                           max_length=MAX_STAGES)
+
+    @model_validator(mode="after")
+    def _bounded_epochs(self) -> "TrainParams":
+        for name, stages in (("stages", self.stages), ("warm_stages", self.warm_stages)):
+            if sum(s.epochs for s in stages) > MAX_EPOCHS:
+                raise ValueError(f"{name}: {sum(s.epochs for s in stages):,} epochs in all; "
+                                 f"at most {MAX_EPOCHS:,}")
+        return self
 
     @property
     def run_stages(self) -> list[StageParams]:
@@ -215,8 +236,16 @@ class TrainParams(_Section):
 
 class PlotParams(_Section):
     dpi: int = Field(100, ge=20, le=600)
-    width: float = Field(10.0, gt=0.0)
-    height: float = Field(4.0, gt=0.0)
+    # Inches; matplotlib refuses a figure of 2**16 pixels a side or more.
+    width: float = Field(10.0, gt=0.0, le=100.0)
+    height: float = Field(4.0, gt=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _drawable(self) -> "PlotParams":
+        if max(self.width, self.height) * self.dpi >= 1 << 15:
+            raise ValueError(f"{self.width:g} x {self.height:g} inches at {self.dpi} dpi is over 32,768 "
+                             "pixels a side; make it smaller")
+        return self
 
 
 class Params(_Section):
@@ -236,7 +265,7 @@ class Params(_Section):
     @model_validator(mode="after")
     def _cnn_fits(self) -> "Params":
         # The named datasets are all 28x28; a custom one is checked against its
-        # IDX header when its tensors are built.
+        # IDX headers once downloaded, before its split (mnistflow.preflight.check_network_fits).
         if self.model.kind == "cnn" and self.data.dataset != "custom":
             problem = cnn_shape_problem((28, 28), list(self.model.channels), list(self.model.kernels),
                                         self.model.padding, self.model.convs_per_block)
@@ -284,16 +313,40 @@ def leaf_fields(model: type[BaseModel] = None, prefix: str = "") -> list[str]:
     return leaves
 
 
+# What an error message quotes of a bad value: enough to recognise it, never the
+# whole of a huge (or alias-shared, exponentially large) input.
+_QUOTE = reprlib.Repr()
+for _limit, _value in dict(maxlevel=2, maxlist=4, maxtuple=4, maxdict=4, maxset=4, maxstring=60, maxlong=40,
+                           maxother=60).items():
+    setattr(_QUOTE, _limit, _value)
+MAX_PROBLEMS = 5
+
+
+def quote(value: Any) -> str:
+    """A short repr of any value (a user's input in an error message)."""
+    try:
+        return _QUOTE.repr(value)[:120]
+    except Exception:  # noqa: BLE001  an int past Python's digit limit, an odd repr
+        return f"a {type(value).__name__}"
+
+
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
+    message = error["msg"].removeprefix("Value error, ")[:300]
     if not where:  # a check across sections names its own fields
         return message
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key"
+        return f"{where[:120]}: unknown key"
     if error["type"] == "missing":
         return f"{where}: required"
-    return f"{where}: {message} (got {error['input']!r})"
+    return f"{where[:120]}: {message} (got {quote(error['input'])})"
+
+
+def describe_all(errors: list[dict[str, Any]]) -> str:
+    """Every problem, in one line; past MAX_PROBLEMS, how many more."""
+    shown = "; ".join(_describe(e) for e in errors[:MAX_PROBLEMS])
+    more = len(errors) - MAX_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 def validate(raw: Any, source: str = "params") -> Params:
@@ -305,25 +358,81 @@ def validate(raw: Any, source: str = "params") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors(include_url=False))
-        raise MnistflowError(f"{source}: {problems}") from None
+        raise MnistflowError(f"{source}: {describe_all(exc.errors(include_url=False))}") from None
+    except RecursionError:
+        raise MnistflowError(f"{source}: nested too deeply to be params") from None
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
+# A params or sweep file is a few hundred bytes; these bounds keep reading any
+# file, however hostile, to milliseconds and kilobytes. Aliases are counted as
+# what they expand to: a "billion laughs" document of 1 KB is a billion values.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_VALUES = 100_000
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (plain data only), made to count before it builds."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` is once every alias is expanded (shared nodes counted each time)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_YAML_VALUES + 1  # a node inside itself (a recursive alias) is unbounded
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = min(size, MAX_YAML_VALUES + 1)
+    return memo[id(node)]
+
+
+def read_yaml(path: str | Path, what: str = "params file") -> Any:
+    """The plain data of a small YAML file, within bounds; every failure is one line naming the file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if not path.is_file():
+            raise MnistflowError(f"{path}: not a regular file")
+        if size > MAX_YAML_BYTES:
+            raise MnistflowError(f"{path}: {size:,} bytes; a {what} is at most {MAX_YAML_BYTES:,}")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
-        raise MnistflowError(f"{path}: no such params file") from None
+        raise MnistflowError(f"{path}: no such {what}") from None
     except OSError as exc:
-        raise MnistflowError(f"{path}: cannot read ({exc.strerror})") from None
+        raise MnistflowError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > MAX_YAML_BYTES:  # grew since the stat, or a file whose size lies
+        raise MnistflowError(f"{path}: over {MAX_YAML_BYTES:,} bytes; a {what} is at most that")
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MnistflowError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise MnistflowError(f"{path}: expands to over {MAX_YAML_VALUES:,} values (aliases of aliases?); "
+                                 f"a {what} is a few dozen")
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise MnistflowError(f"{path}: not valid YAML{where}") from None
-    return validate(raw, str(path))
+    except RecursionError:
+        raise MnistflowError(f"{path}: nested too deeply to be a {what}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value YAML cannot build (an int of 5,000 digits)
+        raise MnistflowError(f"{path}: a value cannot be read ({str(exc)[:120]})") from None
+    finally:
+        loader.dispose()
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    return validate(read_yaml(path, "params file"), str(path))
 
 
 def main() -> None:

@@ -11,38 +11,46 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .dataset_check import DatasetShape
 from .datasets import DATASETS
 from .errors import MnistflowError
-from .params import EVALUATION_CHUNK, Params, cnn_sizes
+from .params import EVALUATION_CHUNK, Params, cnn_shape_problem, cnn_sizes
 
 GIB = 2**30
 # Leave this share of what the device has for everything the estimate leaves out.
 HEADROOM = 0.8
 
 
-def layer_sizes(params: Params, side: int = 28) -> tuple[int, list[int]]:
-    """(weights, the values each layer outputs per image) of the params' network."""
+def layer_sizes(params: Params, shape: tuple[int, int] = (28, 28)) -> tuple[int, list[int], int]:
+    """(weights, the values each layer outputs per image, how many of the weights are
+    the convolutions') of the params' network, for images of ``shape``."""
     model = params.model
-    weights, outputs, flat = 0, [side * side], side * side
+    pixels = shape[0] * shape[1]
+    weights, outputs, flat = 0, [pixels], pixels
     if model.kind == "cnn":
         convs = model.convs_per_block
-        sizes = cnn_sizes((side, side), list(model.kernels), model.padding, convs)
+        sizes = cnn_sizes(shape, list(model.kernels), model.padding, convs)
         for before, out, kernel, (_, (height, width)) in zip([1, *model.channels], model.channels, model.kernels,
                                                               sizes):
             weights += (before + (convs - 1) * out) * out * kernel * kernel + convs * out
-            outputs += [out * height * width] * convs  # the inner ones are a little larger when valid
+            outputs += [out * max(height, 0) * max(width, 0)] * convs  # the inner ones are a little larger when valid
         height, width = sizes[-1][1]
-        flat = model.channels[-1] * (height // 2) * (width // 2)
+        flat = model.channels[-1] * max(height // 2, 0) * max(width // 2, 0)
+    conv_weights = weights
     widths = [flat, *model.hidden, 10]
     weights += sum(a * b + b for a, b in zip(widths, widths[1:]))
-    return weights, outputs + widths[1:]
+    return weights, outputs + widths[1:], conv_weights
 
 
-def memory_estimate(params: Params) -> dict[str, int]:
-    """Bytes a training run needs at its peak, by part (float32 throughout)."""
+def memory_estimate(params: Params, dataset: DatasetShape | None = None) -> dict[str, int]:
+    """Bytes a training run needs at its peak, by part (float32 throughout). ``dataset``:
+    what the headers say (a custom dataset's sizes are known only once it is downloaded)."""
     spec = DATASETS.get(params.data.dataset)
-    images = (spec.train_size + spec.test_size) if spec else 0
-    weights, widths = layer_sizes(params)
+    if dataset is None and spec is not None:
+        dataset = DatasetShape(spec.train_size, spec.test_size, (28, 28))
+    shape = dataset.image_shape if dataset else (28, 28)
+    images = dataset.images if dataset else 0
+    weights, widths, _ = layer_sizes(params, shape)
     opt = params.train.optimizer
     states = {"sgd": 1 if opt.momentum > 0 else 0, "adam": 2, "adamw": 2}[opt.name]
     batch = params.train.batch_size
@@ -54,8 +62,25 @@ def memory_estimate(params: Params) -> dict[str, int]:
         # the evaluation pass (EVALUATION_CHUNK images at a time) through the widest layer
         "evaluation": 4 * EVALUATION_CHUNK * max(widths) * 2,
         # every image on the device, once, as float32, with its label
-        "data": images * (4 * 784 + 8),
+        "data": images * (4 * shape[0] * shape[1] + 8),
     }
+
+
+def _cause(params: Params, need: dict[str, int], dataset: DatasetShape | None) -> str:
+    """The param to change: the one behind the largest part of the estimate."""
+    largest = max(need, key=need.get)
+    if largest == "data":
+        return "data.dataset"
+    if largest == "activations":
+        return "train.batch_size"
+    weights, widths, conv_weights = layer_sizes(params, dataset.image_shape if dataset else (28, 28))
+    if params.model.kind == "cnn":
+        conv_outputs = sum(widths[: len(widths) - len(params.model.hidden) - 1])
+        fc_outputs = sum(widths[len(widths) - len(params.model.hidden) - 1:])
+        if (largest == "parameters" and conv_weights >= weights - conv_weights) or \
+                (largest == "evaluation" and conv_outputs >= fc_outputs):
+            return "model.channels"
+    return "model.hidden"
 
 
 def available_bytes(device) -> int:
@@ -68,16 +93,37 @@ def available_bytes(device) -> int:
     return psutil.virtual_memory().available
 
 
-def check_memory(params: Params, device) -> None:
-    need = memory_estimate(params)
+def check_memory(params: Params, device, dataset: DatasetShape | None = None) -> None:
+    need = memory_estimate(params, dataset)
     total, have = sum(need.values()), available_bytes(device)
     if total > HEADROOM * have:
-        field = "model.hidden" if need["parameters"] >= need["activations"] else "train.batch_size"
+        model = params.model
+        network = (f"model.channels {list(model.channels)}, model.kernels {list(model.kernels)}, "
+                   if model.kind == "cnn" else "")
         parts = ", ".join(f"{name} {value / GIB:,.1f}" for name, value in need.items())
+        images = f" and {dataset.images:,} images of {dataset.image_shape[0]}x{dataset.image_shape[1]}" \
+            if dataset else ""
         raise MnistflowError(
-            f"{field}: a run with model.hidden {list(params.model.hidden)} and train.batch_size "
-            f"{params.train.batch_size} needs about {total / GIB:,.1f} GiB ({parts}) on {device.name}, "
-            f"which has {have / GIB:,.1f} GiB available")
+            f"{_cause(params, need, dataset)}: a run with {network}model.hidden {list(model.hidden)}, "
+            f"train.batch_size {params.train.batch_size}{images} needs about {total / GIB:,.1f} GiB ({parts}) "
+            f"on {device.name}, which has {have / GIB:,.1f} GiB available")
+
+
+def check_network_fits(params: Params, dataset: DatasetShape) -> None:
+    """The network's convolutions fit the dataset's images (a custom dataset's size is in its headers)."""
+    model = params.model
+    if model.kind == "cnn":
+        problem = cnn_shape_problem(dataset.image_shape, list(model.channels), list(model.kernels),
+                                    model.padding, model.convs_per_block)
+        if problem:
+            raise MnistflowError(problem)
+
+
+def check_fits_data(params: Params, device, dataset: DatasetShape) -> None:
+    """What only the dataset's headers can tell, checked before the split is made:
+    the network fits its images, and the run fits in memory with its images counted."""
+    check_network_fits(params, dataset)
+    check_memory(params, device, dataset)
 
 
 def writable(folder: Path) -> None:
@@ -90,8 +136,12 @@ def writable(folder: Path) -> None:
         raise MnistflowError(f"{folder}: cannot write in {existing} (permission denied)")
 
 
-def preflight(params: Params, folders: list[Path], device) -> None:
-    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice)."""
-    check_memory(params, device)
+def preflight(params: Params, folders: list[Path], device, dataset: DatasetShape | None = None) -> None:
+    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice);
+    with ``dataset`` (the headers, once downloaded) also those that need the data's sizes."""
+    if dataset is not None:
+        check_fits_data(params, device, dataset)
+    else:
+        check_memory(params, device)
     for folder in folders:
         writable(folder)

@@ -29,13 +29,13 @@ def _folders_writable(data_root: Path, paths: RunPaths) -> None:
         writable(folder)
 
 
-def _device_checked(params: Params, data_root: Path, paths: RunPaths):
+def _device_checked(params: Params, data_root: Path, paths: RunPaths, files):
     """The device, chosen once: the memory check and the computation get the same one."""
     from .device import select_device
     from .preflight import preflight
 
     device = select_device(params.device)
-    preflight(params, [paths.dir, data_root], device)
+    preflight(params, [paths.dir, data_root], device, files.shape)
     return device
 
 
@@ -49,10 +49,13 @@ def stage_download(params: Params, data_root: Path, paths: RunPaths) -> None:
 
 def stage_split(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .download import locate
+    from .preflight import check_network_fits
     from .split import make_split
 
     _folders_writable(data_root, paths)
-    path = make_split(locate(params.data, data_root), params.data, paths.split)
+    files = locate(params.data, data_root)
+    check_network_fits(params, files.shape)  # a custom dataset's image size: known from its headers
+    path = make_split(files, params.data, paths.split)
     log.info("split recorded in %s", path)
 
 
@@ -61,8 +64,8 @@ def stage_train(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .session import open_session
     from .train import train_all
 
-    device = _device_checked(params, data_root, paths)
     files = locate(params.data, data_root)  # the download stage verified them; DVC tracks their hashes
+    device = _device_checked(params, data_root, paths, files)
     train_all(params, open_session(params, files, paths, device), files, paths)
 
 
@@ -79,8 +82,8 @@ def stage_evaluate(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .evaluate import evaluate
     from .session import open_session
 
-    device = _device_checked(params, data_root, paths)
     files = locate(params.data, data_root)
+    device = _device_checked(params, data_root, paths, files)
     session = open_session(params, files, paths, device)
     metrics = evaluate(params, session.data, files, session.runtime, paths)
     log.info("validation accuracy %.2f%%, test accuracy %.2f%%",

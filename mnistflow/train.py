@@ -134,6 +134,16 @@ def _warm_weights(warm_start: WarmStart, arch: dict[str, Any]) -> dict[str, torc
     return champion.state_dict()
 
 
+def _load_state(target: torch.nn.Module | torch.optim.Optimizer, state: Any, path: Path) -> None:
+    """Load a checkpoint's state; weights that do not fit the network are the file's error, in one line."""
+    try:
+        target.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise MnistflowError(f"{path}: its weights do not fit the network these params build ({first_line}); "
+                             "delete it to train from scratch") from None
+
+
 def check_init(params: Params, warm_start: WarmStart | None) -> None:
     if params.train.init == "champion" and warm_start is None:
         raise MnistflowError(
@@ -255,7 +265,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
     done = 0
     state = _resume_state(params, data_digest, paths.last_checkpoint, warm_start)
     if state is not None:
-        model.load_state_dict(state["model"])
+        _load_state(model, state.get("model"), paths.last_checkpoint)
         history, done = list(state["history"]), int(state["completed_epochs"])
     elif warm_start is not None:
         model.load_state_dict(_warm_weights(warm_start, arch))
@@ -275,7 +285,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
     if epochs:  # a stage already done (a run resumed after it) needs no optimizer
         optimizer = build_optimizer(params, model)
         if state is not None:
-            optimizer.load_state_dict(state["optimizer"])
+            _load_state(optimizer, state.get("optimizer"), paths.last_checkpoint)
         forward = torch.compile(model) if params.train.compile else model
     steps = math.ceil(len(data.train) / params.train.batch_size)
     for epoch in epochs:
@@ -287,9 +297,11 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps),
             forward, runtime.autocast_bf16)
         if not math.isfinite(train_loss):
+            kept = (f"the checkpoint of epoch {history[-1]['epoch']}, the last good one, is kept" if history
+                    else "no epoch had finished, so nothing was written")
             raise NonFiniteLossError(
                 f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
-                f"(lr {stage.lr} too high?); outputs of the last good epoch are kept"
+                f"(lr {stage.lr} too high?); {kept}"
             )
         val_loss, val_accuracy, _ = evaluate_tensors(model, data.val)
         row = {"epoch": epoch + 1, "stage": stage_index + 1, "stage_epoch": stage_epoch + 1,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +40,38 @@ def encode(payload: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip; anything else is refused unread
+
+
 def decode(path: Path, expected_format: str) -> dict[str, Any]:
+    """The payload of a checkpoint file; any file that is not one is a CheckpointError naming it."""
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
+    if magic != ZIP_MAGIC:
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint (not a zip of tensors and plain data)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # torch's own message goes on to suggest weights_only=False: never, for a file from anywhere.
         raise CheckpointError(f"{path}: corrupt or not a checkpoint (it is not a zip of tensors and plain "
                               "data, and nothing else is ever unpickled)") from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except MemoryError:
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint (it asks for more memory than there is)") from None
+    except Exception as exc:  # noqa: BLE001  any other failure to decode (IndexError, KeyError, ...) is the file's
+        text = str(exc).strip()
+        first_line = text.splitlines()[0][:200] if text else type(exc).__name__
         raise CheckpointError(f"{path}: corrupt or not a checkpoint ({first_line})") from None
     if not isinstance(payload, dict) or payload.get("format") != expected_format:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise CheckpointError(f"{path}: not a {expected_format} file (found {found!r})")
+        raise CheckpointError(f"{path}: not a {expected_format} file (found {str(found)[:80]!r})")
     return payload
 
 
@@ -79,12 +94,16 @@ def model_from_payload(path: Path, payload: dict[str, Any]) -> tuple[Network, di
     """
     try:
         model = network(payload["architecture"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: its recorded architecture cannot be built ({exc!r})") from None
+    except Exception as exc:  # noqa: BLE001  a recorded architecture of any shape is the file's fault
+        raise CheckpointError(f"{path}: its recorded architecture cannot be built ({str(exc)[:200]!r})") from None
+    scaling = payload.get("input_scaling")
+    if not (isinstance(scaling, dict) and all(isinstance(scaling.get(k), (int, float)) for k in ("mean", "std"))
+            and scaling["std"] > 0):
+        raise CheckpointError(f"{path}: its input_scaling is not a mean and a positive std")
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        first_line = str(exc).strip().splitlines()[0]
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise CheckpointError(f"{path}: weights do not fit the recorded architecture ({first_line})") from None
     model.eval()
     return model, {k: v for k, v in payload.items() if k != "state_dict"}

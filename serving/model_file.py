@@ -22,15 +22,22 @@ class ModelFiles:
     evaluation: Path
     card: Path
     why: str = ""  # why this model: the line the service and predict log; empty when given by hand
+    # The name the service shows over HTTP: relative to the registry or the run folder
+    # (``champion/model.pt``, ``model.pt``), never an absolute path of the machine.
+    shown: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.shown or self.model.name
 
     @classmethod
     def of_run(cls, run: RunPaths, why: str = "") -> "ModelFiles":
-        return cls(run.model, run.metrics, run.evaluation, run.card, why)
+        return cls(run.model, run.metrics, run.evaluation, run.card, why, run.model.name)
 
     @classmethod
     def of_champion(cls, registry: RegistryPaths, why: str = "") -> "ModelFiles":
         return cls(registry.champion_model, registry.champion_metrics, registry.champion_evaluation,
-                   registry.champion_card, why)
+                   registry.champion_card, why, registry.champion_model.relative_to(registry.dir).as_posix())
 
     @classmethod
     def given(cls, model: Path) -> "ModelFiles":

@@ -61,10 +61,13 @@ MAX_BATCH = 1024  # images per request
 
 class ModelHolder:
     """The model file's current contents: reloaded when the file is replaced, and
-    loaded when it first appears (a service started before any champion)."""
+    loaded when it first appears (a service started before any champion).
 
-    def __init__(self, path: Path, metrics: ServiceMetrics | None = None) -> None:
+    ``name`` is how answers name the file (never its absolute path); logs say the path."""
+
+    def __init__(self, path: Path, metrics: ServiceMetrics | None = None, name: str | None = None) -> None:
         self.path, self.metrics = Path(path), metrics
+        self.name = name or self.path.name
         self._lock = threading.Lock()
         self._stamp = atomic.stamp(self.path)
         self._predictor: Predictor | None = None
@@ -74,32 +77,37 @@ class ModelHolder:
 
     def _announce(self) -> None:
         if self.metrics is not None:
-            self.metrics.serving(self._predictor and self._predictor.sha256, str(self.path))
+            self.metrics.serving(self._predictor and self._predictor.sha256, self.name)
 
     def current(self) -> Predictor | None:
         stamp = atomic.stamp(self.path)  # one stat per request: microseconds
         if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:
-                    first = self._predictor is None
-                    try:
-                        self._predictor = Predictor.load(self.path)
-                        log.info("now serving %s (sha256 %s)", self.path, self._predictor.sha256[:12])
-                        if self.metrics is not None and not first:
-                            self.metrics.reloads.inc()
-                    except MnistflowError as exc:  # keep answering with the model we have
-                        log.error("kept the previous model: %s", exc)
-                        if self.metrics is not None:
-                            self.metrics.reload_failures.inc()
+                    self._reload()
                     self._stamp = stamp
                     self._announce()
         return self._predictor
+
+    def _reload(self) -> None:
+        first = self._predictor is None
+        try:
+            self._predictor = Predictor.load(self.path)
+        except Exception as exc:  # noqa: BLE001  whatever the new file is, keep answering with the model we have
+            reason = str(exc) if isinstance(exc, MnistflowError) else f"{self.path}: {type(exc).__name__}: {exc}"
+            log.error("kept the previous model: %s", reason)
+            if self.metrics is not None:
+                self.metrics.reload_failures.inc()
+            return
+        log.info("now serving %s (sha256 %s)", self.path, self._predictor.sha256[:12])
+        if self.metrics is not None and not first:
+            self.metrics.reloads.inc()
 
     def serving(self) -> Predictor:
         """The model for a request, or a 503 saying what the service waits for."""
         predictor = self.current()
         if predictor is None:
-            raise HTTPException(503, f"no model loaded yet: waiting for {self.path}")
+            raise HTTPException(503, f"no model loaded yet: waiting for {self.name}")
         return predictor
 
     def unready(self) -> str | None:
@@ -107,13 +115,13 @@ class ModelHolder:
         on disk is still the one loaded (its sha256 verifies)."""
         predictor = self.current()
         if predictor is None:
-            return f"no model loaded yet: waiting for {self.path}"
+            return f"no model loaded yet: waiting for {self.name}"
         try:
             on_disk = atomic.sha256_of(self.path)
         except OSError:
-            return f"{self.path}: gone since it was loaded"
+            return f"{self.name}: gone since it was loaded"
         if on_disk != predictor.sha256:
-            return f"{self.path}: sha256 {on_disk[:12]} is not the loaded model's {predictor.sha256[:12]}"
+            return f"{self.name}: sha256 {on_disk[:12]} is not the loaded model's {predictor.sha256[:12]}"
         return None
 
 
@@ -186,7 +194,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     counters = ServiceMetrics({"/predict", "/feedback", "/health", "/ready", "/metrics", "/model",
                                "/monitoring/window", "/"}) \
         if metrics else None
-    holder = ModelHolder(files.model, counters)
+    holder = ModelHolder(files.model, counters, files.name)
     window = ServedWindow()
     if counters is not None:
         app.add_middleware(TimingMiddleware, metrics=counters)
@@ -232,7 +240,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     @app.get("/health")
     def health() -> dict[str, Any]:
         predictor = holder.current()
-        return {"status": "ok", "model": predictor and {"path": str(predictor.path), "sha256": predictor.sha256}}
+        return {"status": "ok", "model": predictor and {"path": holder.name, "sha256": predictor.sha256}}
 
     @app.get("/ready")
     def ready() -> Any:
@@ -262,7 +270,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     @app.get("/model")
     def model() -> dict[str, Any]:
         predictor = holder.serving()
-        return {"path": str(predictor.path), "sha256": predictor.sha256, "labels": predictor.labels,
+        return {"path": holder.name, "sha256": predictor.sha256, "labels": predictor.labels,
                 "dataset": predictor.record.get("dataset"), "architecture": predictor.record["architecture"],
                 **beside(predictor, files)}
 

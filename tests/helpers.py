@@ -57,11 +57,12 @@ def make_arrays(n_train: int = 600, n_test: int = 200, seed: int = 0,
     return {"train-images": train_x, "train-labels": train_y, "test-images": test_x, "test-labels": test_y}
 
 
-def write_dataset(directory: Path, **kwargs) -> dict[str, str]:
-    """Write the four .gz files; return their uncompressed md5s (the data.checksums param)."""
+def write_dataset(directory: Path, arrays: dict[str, np.ndarray] | None = None, **kwargs) -> dict[str, str]:
+    """Write the four .gz files (of ``arrays``, else ``make_arrays(**kwargs)``); return their
+    uncompressed md5s (the data.checksums param)."""
     directory.mkdir(parents=True, exist_ok=True)
     checksums = {}
-    for key, array in make_arrays(**kwargs).items():
+    for key, array in (arrays if arrays is not None else make_arrays(**kwargs)).items():
         raw = encode_idx(array)
         (directory / FILE_NAMES[key]).write_bytes(gzip.compress(raw, mtime=0))
         checksums[key] = hashlib.md5(raw).hexdigest()
@@ -80,6 +81,13 @@ def tiny_params(mirror: str | Path, checksums: dict[str, str], **sections) -> di
     for name, values in sections.items():
         params[name] = {**params.get(name, {}), **values} if isinstance(values, dict) else values
     return params
+
+
+def custom_dir(data_root: Path) -> Path:
+    """The one custom dataset's folder under ``data_root`` (``custom/<key>``, mnistflow.download.dataset_dir)."""
+    folders = [p for p in (Path(data_root) / "custom").iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders
+    return folders[0]
 
 
 def write_params(path: Path, params: dict) -> Path:

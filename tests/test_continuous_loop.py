@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from harness.real_parts import PrefectServer, Service, wait_for
-from tests.helpers import copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
+from tests.helpers import custom_dir, copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
 from tests.test_deployments import Project
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
         pictures = tmp_path / "new"
         write_pictures(pictures, 300, seed=77)
         intake = run([sys.executable, "-m", "flows.intake", str(pictures)], repo, loop.env)
-        increment = next(p for p in (repo / "data/custom/increments").iterdir())
+        increment = next(p for p in (custom_dir(repo / "data") / "increments").iterdir())
         assert f"increment {increment.name}" in intake.stdout
         manifest = json.loads((increment / "manifest.json").read_text())
         assert manifest["counts"]["accepted"] >= 250

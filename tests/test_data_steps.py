@@ -14,7 +14,7 @@ from mnistflow.idx import encode_idx, parse_idx, read_idx
 from mnistflow.tensors import batches, load_device_data, random_shift
 from mnistflow.params import validate
 from mnistflow.split import make_split, read_split, split_indices
-from tests.helpers import tiny_params
+from tests.helpers import custom_dir, tiny_params
 
 
 def test_idx_round_trip_and_bad_files(tmp_path):
@@ -83,9 +83,13 @@ def test_every_mirror_failing_names_each_and_leaves_nothing(workdir, dataset, tm
     assert leftovers == []
 
 
-def test_env_mirror_is_tried_first(params):
-    assert mirror_list(params.data, {"MNISTFLOW_MIRROR": "/srv/mnist"})[0] == "/srv/mnist"
-    assert mirror_list(validate({}).data, {})[0].startswith("https://ossci-datasets.s3")
+def test_env_mirror_is_tried_first_for_a_named_dataset_and_never_for_a_custom_one(params):
+    mnist = validate({}).data
+    assert mirror_list(mnist, {"MNISTFLOW_MIRROR": "/srv/mnist"})[0] == "/srv/mnist"
+    assert mirror_list(mnist, {})[0].startswith("https://ossci-datasets.s3")
+    # a custom dataset comes from its own data.mirrors only, whatever the machine-wide settings
+    env = {"MNISTFLOW_MIRROR": "/srv/mnist", "MNISTFLOW_MIRROR_ROOT": "/srv/datasets"}
+    assert mirror_list(params.data, env) == list(params.data.mirrors)
 
 
 def test_one_mirror_root_serves_every_named_dataset_first():
@@ -184,13 +188,13 @@ def test_the_tracked_manifest_is_the_same_on_every_machine_and_the_stamps_live_o
 
     one, two = download(params.data, tmp_path / "one"), download(params.data, tmp_path / "two")
     for name in FILE_NAMES.values():  # another clone: the same bytes, other times
-        os.utime(tmp_path / "two" / "custom" / name.removesuffix(".gz"), ns=(1, 1))
+        os.utime(custom_dir(tmp_path / "two") / name.removesuffix(".gz"), ns=(1, 1))
     locate(params.data, tmp_path / "two")  # hashed again, and stamped anew
-    manifests = [(tmp_path / root / "custom" / "checksums.json").read_bytes() for root in ("one", "two")]
+    manifests = [(custom_dir(tmp_path / root) / "checksums.json").read_bytes() for root in ("one", "two")]
     assert manifests[0] == manifests[1] and json.loads(manifests[0]) == one.md5 == two.md5
-    assert sorted(p.name for p in (tmp_path / "one" / "custom").iterdir()) == sorted(
+    assert sorted(p.name for p in custom_dir(tmp_path / "one").iterdir()) == sorted(
         ["checksums.json", *(n.removesuffix(".gz") for n in FILE_NAMES.values())])
-    stamps = json.loads((tmp_path / "two" / ".stamps" / "custom.json").read_text())
+    stamps = json.loads((tmp_path / "two" / ".stamps" / f"custom-{custom_dir(tmp_path / 'two').name}.json").read_text())
     assert {entry["mtime_ns"] for entry in stamps.values()} == {1}
 
 
@@ -198,7 +202,7 @@ def test_an_older_manifest_with_times_is_rewritten_with_md5s_only(workdir, param
     import json
 
     files = download(params.data, workdir / "data")
-    manifest = workdir / "data" / "custom" / "checksums.json"
+    manifest = custom_dir(workdir / "data") / "checksums.json"
     manifest.write_text(json.dumps({k: {"md5": v, "size": 1, "mtime_ns": 2} for k, v in files.md5.items()}))
     assert download(params.data, workdir / "data").digest == files.digest
     assert json.loads(manifest.read_text()) == files.md5

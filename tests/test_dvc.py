@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import PIPELINE_STAGES, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import custom_dir, PIPELINE_STAGES, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +189,8 @@ def test_push_then_fresh_clone_pulls_everything_without_retraining(repo, tmp_pat
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path, check=True)
     dvc(clone, "pull")
-    for rel in ("data/custom/train-images-idx3-ubyte", "outputs/model.pt", "outputs/metrics.json",
+    images = (custom_dir(repo / "data") / "train-images-idx3-ubyte").relative_to(repo)
+    for rel in (images, "outputs/model.pt", "outputs/metrics.json",
                 "outputs/checkpoints/last.pt", "outputs/plots/training.png"):
         assert (clone / rel).read_bytes() == (repo / rel).read_bytes(), rel
     assert dvc(clone, "status").stdout.strip() == "Data and pipelines are up to date."
@@ -354,7 +355,7 @@ def test_an_increment_reruns_split_and_training_and_travels_with_push_and_pull(r
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     dvc(clone, "pull")
-    pulled = list((clone / "data/custom/increments").iterdir())
-    assert [p.name for p in pulled] == [p.name for p in (repo / "data/custom/increments").iterdir()]
-    assert (pulled[0] / "manifest.json").read_bytes() == next((repo / "data/custom/increments").iterdir()).joinpath(
+    pulled = list((custom_dir(clone / "data") / "increments").iterdir())
+    assert [p.name for p in pulled] == [p.name for p in (custom_dir(repo / "data") / "increments").iterdir()]
+    assert (pulled[0] / "manifest.json").read_bytes() == next((custom_dir(repo / "data") / "increments").iterdir()).joinpath(
         "manifest.json").read_bytes()

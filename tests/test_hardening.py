@@ -21,7 +21,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.fetch import Limits
 from mnistflow.idx import encode_idx
 from mnistflow.params import validate
-from tests.helpers import REPO, MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import custom_dir, REPO, MirrorServer, clean_env, run, stage, tiny_params, write_params
 
 FLOW = [sys.executable, "-m", "flows.training"]
 
@@ -238,7 +238,7 @@ def test_a_data_file_changed_after_download_is_refused(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     for name in ("download", "split", "train"):
         stage(workdir, name, check=True)
-    labels = workdir / "data/custom/t10k-labels-idx1-ubyte"
+    labels = custom_dir(workdir / "data") / "t10k-labels-idx1-ubyte"
     os.utime(labels)  # touched, not changed: hashed again, and still fine
     stage(workdir, "evaluate", check=True)
     raw = bytearray(labels.read_bytes())

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnistflow.datasets import FILE_NAMES
-from tests.helpers import PIPELINE_STAGES, MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import custom_dir, PIPELINE_STAGES, MirrorServer, clean_env, run, stage, tiny_params, write_params
 
 
 def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, dataset):
@@ -23,14 +23,14 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
         result = stage(work, "download")
         assert result.returncode == 0, result.stderr
         for name in FILE_NAMES.values():
-            stored = work / "data/custom" / name.removesuffix(".gz")
+            stored = custom_dir(work / "data") / name.removesuffix(".gz")
             assert stored.read_bytes() == gzip.decompress((directory / name).read_bytes())
             # the failing mirror is retried with backoff (3 tries), the corrupt one asked once
             assert server.requests.count(f"/fail/{name}") == 3
             assert server.requests.count(f"/corrupt/{name}") == 1
             assert server.requests.count(f"/good/{name}") == 1
         assert "HTTP 503" in result.stderr and "not a complete gzip file" in result.stderr
-        assert not list((work / "data/custom").glob(".*"))  # no temporary files left behind
+        assert not list(custom_dir(work / "data").glob(".*"))  # no temporary files left behind
 
         # Verified files are never fetched again.
         before = len(server.requests)
@@ -40,11 +40,11 @@ def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, 
         # Only corrupt mirrors: a one-line error naming each, and nothing unverified kept.
         write_params(work / "params.yaml",
                      tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/corrupt/"]}))
-        (work / "data/custom/train-images-idx3-ubyte").unlink()
+        (custom_dir(work / "data") / "train-images-idx3-ubyte").unlink()
         result = stage(work, "download")
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1].startswith("mnistflow: error: could not get train-images")
-        assert not (work / "data/custom/train-images-idx3-ubyte").exists()
+        assert not (custom_dir(work / "data") / "train-images-idx3-ubyte").exists()
 
 
 def _pipeline(work: Path, through: str = "evaluate") -> None:
@@ -138,11 +138,11 @@ def test_bad_files_are_one_line_errors(tmp_path, dataset):
         raw = bytearray(gzip.decompress((directory / name).read_bytes()))
         raw[3] = 7
         (bad / name).write_bytes(gzip.compress(bytes(raw)))
-    (work / "data/custom/t10k-labels-idx1-ubyte").unlink()
+    (custom_dir(work / "data") / "t10k-labels-idx1-ubyte").unlink()
     write_params(work / "params.yaml", tiny_params(bad, checksums))
     result = stage(work, "download")
     assert result.returncode == 2 and "wrong magic number" in result.stderr
-    assert not (work / "data/custom/t10k-labels-idx1-ubyte").exists()
+    assert not (custom_dir(work / "data") / "t10k-labels-idx1-ubyte").exists()
     # a corrupt model checkpoint at evaluation
     write_params(work / "params.yaml", tiny_params(directory, checksums))
     stage(work, "download", check=True)

@@ -110,7 +110,7 @@ def test_an_oversized_body_without_a_length_is_cut_off(client):
 
 def test_health_model_and_page(client, mnist_run):
     sha256 = Predictor.load(mnist_run.model).sha256
-    assert client.get("/health").json() == {"status": "ok", "model": {"path": str(mnist_run.model), "sha256": sha256}}
+    assert client.get("/health").json() == {"status": "ok", "model": {"path": "model.pt", "sha256": sha256}}
     described = client.get("/model").json()
     assert described["sha256"] == sha256 and described["labels"] == [str(d) for d in range(10)]
     assert described["metrics"] == json.loads(mnist_run.metrics.read_text())

@@ -1,0 +1,145 @@
+"""Custom datasets: the four files checked against each other before anything a later step reads.
+
+Issue 24, class 1: every case here once ended in a torch, numpy or onnxruntime
+traceback, some after a whole training run, leaving a model.pt with no metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnistflow.dataset_check import DatasetShape
+from mnistflow.download import MANIFEST, dataset_dir, download
+from mnistflow.errors import MnistflowError
+from mnistflow.params import validate
+from mnistflow.preflight import check_network_fits, memory_estimate
+from tests.helpers import make_arrays, stage, tiny_params, write_dataset, write_params
+from tests.test_hardening import one_line_error
+
+
+def _changed(**changes) -> dict[str, np.ndarray]:
+    arrays = make_arrays(n_train=200, n_test=50)
+    for key, change in changes.items():
+        arrays[key] = change(arrays[key])
+    return arrays
+
+
+CASES = {
+    "fewer train images than labels": ({"train-images": lambda a: a[:190]},
+                                       "train-labels-idx1-ubyte: 200 labels for the 190 images"),
+    "fewer train labels than images": ({"train-labels": lambda a: a[:190]},
+                                       "train-labels-idx1-ubyte: 190 labels for the 200 images"),
+    "fewer test labels than images": ({"test-labels": lambda a: a[:40]},
+                                      "t10k-labels-idx1-ubyte: 40 labels for the 50 images"),
+    "test images of another size": ({"test-images": lambda a: a[:, :14, :14]},
+                                    "t10k-images-idx3-ubyte: its images are 14x14, the training images"),
+    "a train label of 12": ({"train-labels": lambda a: np.where(np.arange(len(a)) == 7, 12, a)},
+                            "train-labels-idx1-ubyte: label 12 at item 7"),
+    "a label of 255 in test only": ({"test-labels": lambda a: np.where(np.arange(len(a)) == 3, 255, a)},
+                                    "t10k-labels-idx1-ubyte: label 255 at item 3"),
+    "no test images": ({"test-images": lambda a: a[:0], "test-labels": lambda a: a[:0]},
+                       "t10k-images-idx3-ubyte: holds 0 images"),
+    "images with no rows": ({"train-images": lambda a: np.zeros((200, 0, 28), np.uint8),
+                             "test-images": lambda a: np.zeros((50, 0, 28), np.uint8)},
+                            "train-images-idx3-ubyte: its images are 0x28"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_files_that_disagree_are_refused_before_the_manifest(case, tmp_path, workdir):
+    changes, message = CASES[case]
+    mirror = tmp_path / "mirror"
+    params = validate(tiny_params(mirror, write_dataset(mirror, _changed(**changes))))
+    with pytest.raises(MnistflowError) as info:
+        download(params.data, workdir / "data")
+    assert message in str(info.value) and "\n" not in str(info.value)
+    # no manifest: the split (and every later step) has nothing to start from
+    assert not (dataset_dir(params.data, workdir / "data") / MANIFEST).exists()
+
+
+@pytest.mark.integration
+def test_the_download_stage_says_it_in_one_line_and_no_split_is_made(tmp_path, workdir):
+    mirror = tmp_path / "mirror"
+    checksums = write_dataset(mirror, _changed(**CASES["fewer train labels than images"][0]))
+    write_params(workdir / "params.yaml", tiny_params(mirror, checksums))
+    error = one_line_error(stage(workdir, "download"))
+    assert "190 labels for the 200 images" in error
+    assert one_line_error(stage(workdir, "split")).endswith("(run the download step first)")
+    assert not (workdir / "outputs" / "split.json").exists()
+
+
+@pytest.mark.integration
+def test_a_cnn_whose_kernels_cannot_fit_custom_images_is_refused_before_the_split(tmp_path, workdir):
+    mirror = tmp_path / "mirror"
+    checksums = write_dataset(mirror, n_train=200, n_test=50, shape=(8, 8))
+    write_params(workdir / "params.yaml", tiny_params(mirror, checksums, model={
+        "kind": "cnn", "channels": [4, 4], "kernels": [5, 3], "hidden": [8]}))
+    assert stage(workdir, "download").returncode == 0
+    error = one_line_error(stage(workdir, "split"))
+    assert "model.kernels: kernel 3 of convolution 2 is larger than the 2x2 image it gets" in error
+    assert not (workdir / "outputs" / "split.json").exists()
+
+
+def test_the_memory_estimate_counts_the_custom_images_from_their_headers(tmp_path, workdir):
+    mirror = tmp_path / "mirror"
+    checksums = write_dataset(mirror, n_train=300, n_test=100, shape=(64, 64))
+    params = validate(tiny_params(mirror, checksums, model={"kind": "cnn", "channels": [8, 16], "kernels": [5, 3]}))
+    files = download(params.data, workdir / "data")
+    assert files.shape == DatasetShape(300, 100, (64, 64))
+    estimate = memory_estimate(params, files.shape)
+    assert estimate["data"] == 400 * (4 * 64 * 64 + 8)
+    # 64x64 images make every convolution's output about 5x larger than 28x28 ones would
+    assert estimate["activations"] > 4 * memory_estimate(params)["activations"]
+    check_network_fits(params, files.shape)
+
+
+def test_the_memory_refusal_names_the_convolutions_when_they_are_the_cause():
+    from mnistflow.device import DeviceChoice
+    from mnistflow.preflight import check_memory
+
+    params = validate({"model": {"kind": "cnn", "channels": [4096, 4096], "kernels": [3, 3], "hidden": [8]},
+                       "train": {"batch_size": 1}})
+    with pytest.raises(MnistflowError) as info:
+        check_memory(params, DeviceChoice("cpu", "requested"))
+    assert str(info.value).startswith("model.channels: a run with model.channels [4096, 4096]")
+    wide = validate({"model": {"hidden": [60_000, 60_000]}, "train": {"batch_size": 1}})
+    with pytest.raises(MnistflowError, match=r"^model.hidden: "):
+        check_memory(wide, DeviceChoice("cpu", "requested"))
+
+
+def test_two_custom_datasets_never_share_a_folder(tmp_path, workdir):
+    one, two = tmp_path / "one", tmp_path / "two"
+    first = validate(tiny_params(one, write_dataset(one, seed=1)))
+    second = validate(tiny_params(two, write_dataset(two, seed=2)))
+    a, b = download(first.data, workdir / "data"), download(second.data, workdir / "data")
+    assert a.directory != b.directory and Path(a.directory).parent == Path(b.directory).parent == workdir / "data/custom"
+    assert download(first.data, workdir / "data").md5 == a.md5  # the second did not replace the first's files
+    assert json.loads((Path(a.directory) / MANIFEST).read_text()) == a.md5
+
+
+def test_a_class_with_no_test_images_has_null_accuracy(tmp_path, workdir):
+    from mnistflow.evaluate import evaluate
+    from mnistflow.paths import RunPaths
+    from mnistflow.session import open_session
+    from mnistflow.split import make_split
+    from mnistflow.train import train_all
+    from tests.helpers import cpu_runtime
+
+    arrays = make_arrays(n_train=300, n_test=60)
+    keep = arrays["test-labels"] != 9
+    arrays["test-images"], arrays["test-labels"] = arrays["test-images"][keep], arrays["test-labels"][keep]
+    mirror = tmp_path / "mirror"
+    params = validate(tiny_params(mirror, write_dataset(mirror, arrays), train={"stages": [{"epochs": 1, "lr": 0.5}]}))
+    files, paths = download(params.data, workdir / "data"), RunPaths(workdir / "outputs")
+    make_split(files, params.data, paths.split)
+    runtime = cpu_runtime()
+    train_all(params, open_session(params, files, paths, runtime.device), files, paths)
+    session = open_session(params, files, paths, runtime.device)
+    metrics = evaluate(params, session.data, files, session.runtime, paths)
+    per_class = json.loads(paths.evaluation.read_text())["test"]["per_class_accuracy"]
+    assert per_class["9"] is None and all(isinstance(per_class[str(d)], float) for d in range(9))
+    assert metrics["test"]["accuracy"] is not None
