@@ -19,7 +19,7 @@ from mnistflow.device import select_device
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
-from mnistflow.preflight import preflight
+from mnistflow.preflight import check_run_folder, preflight
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -146,8 +146,9 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         where = roots(data=args.data_root, registry=registry)
         # The device, chosen once here and handed to the flow, and what fits on it: a
         # run that cannot work is one line before Prefect starts.
+        check_run_folder(args.run_dir, where.data, where.registry)
         device = select_device(params.device)
-        preflight(params, [args.run_dir, where.data, *([where.registry] if with_registry else [])], device)
+        preflight(params, [args.run_dir, *([where.registry] if with_registry else [])], device, data_root=where.data)
         kwargs = {"params": params, "params_file": str(args.params), "run_dir": args.run_dir,
                   "data_root": args.data_root, "device": device, "from_scratch": args.from_scratch}
         if not with_registry:

@@ -22,7 +22,8 @@ from mnistflow.device import DeviceChoice, Runtime, configure_runtime
 from mnistflow.download import DatasetFiles
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
-from mnistflow.preflight import check_fits_data, preflight
+from mnistflow.preflight import check_fits_data, check_run_folder, preflight
+from mnistflow.run_lock import run_folder_lock
 from mnistflow.tensors import DeviceData
 from mnistflow.train import WarmStart, check_init, training_record
 from tasks.card import card_task
@@ -68,13 +69,15 @@ def resolve_params(params: Params | None, params_file: str | Path) -> Params:
     return params if params is not None else load_params(params_file)
 
 
-def checked_device(params: Params, folders: list[Path], chosen: DeviceChoice | None = None) -> DeviceChoice:
+def checked_device(params: Params, paths: RunPaths, data_root: Path, registry: Path,
+                   chosen: DeviceChoice | None = None, writes_registry: bool = False) -> DeviceChoice:
     """The run's one device choice (``chosen`` when the command line made it), and every
-    check that needs no write, for that device: ``device: cuda:7`` where there is none,
-    a network that cannot fit, a folder that cannot be written, all refused before the
-    run writes anything."""
+    check that needs no write, for that device: a run folder that is no run's (the
+    registry, the data root), ``device: cuda:7`` where there is none, a network that
+    cannot fit, a folder that cannot be written, all refused before the run writes anything."""
+    check_run_folder(paths.dir, data_root, registry, argument="run_dir")
     device = device_task(params.device, chosen)
-    preflight(params, folders, device)
+    preflight(params, [paths.dir, *([registry] if writes_registry else [])], device, data_root=data_root)
     return device
 
 
@@ -87,12 +90,13 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
     yields None."""
     root = dvc_root_writing(paths.dir)
     if root is None:
-        yield None
+        with run_folder_lock(paths.dir):  # a second run in this folder is refused, not mixed in
+            yield None
         return
     ensure_outputs_limit()
     # A short lease: if the worker dies holding the slot, the next run waits a minute, not five.
     with concurrency(OUTPUTS_LIMIT, occupy=1, strict=True, lease_duration=60), \
-            dvc_lock(root, [paths.dir, dataset_dir]):
+            dvc_lock(root, [paths.dir, dataset_dir]), run_folder_lock(paths.dir):
         yield root
 
 

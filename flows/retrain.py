@@ -77,7 +77,7 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
     paths = RunPaths(Path(run_dir))
     where = roots(data=data_root, registry=registry_dir)
     registry_paths = RegistryPaths(where.registry)
-    device = checked_device(params, [paths.dir, where.data, where.registry], device)  # before any write
+    device = checked_device(params, paths, where.data, where.registry, device, writes_registry=True)  # before any write
     with run_folder_guard(paths, dataset_dir(params.data, where.data)) as dvc_root:
         files = download_task(params.data, where.data)
         champion = registry.read_champion(registry_paths)

@@ -46,8 +46,9 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     """
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
-    data = roots(data=data_root).data
-    device = checked_device(params, [paths.dir, data], device)  # device, memory, folders: before any write
+    where = roots(data=data_root)
+    data = where.data
+    device = checked_device(params, paths, data, where.registry, device)  # folders, device, memory: before any write
     with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
         result = run_pipeline(params, paths, data, device, from_scratch=from_scratch)
         report_task(result.metrics, paths.history, result.plots)

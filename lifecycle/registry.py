@@ -51,7 +51,11 @@ def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
     recorded = record.get("model_sha256")
     if recorded is not None:
         model = registry.champion_model
-        actual = atomic.sha256_of(model) if model.exists() else "missing"
+        if not model.exists():
+            raise MnistflowError(
+                f"{model}: missing, though {path} records a champion (sha256 {recorded}): the champion was deleted. "
+                f"Restore it, or delete {registry.champion} to start without one")
+        actual = atomic.sha256_of(model)
         if actual != recorded:
             raise MnistflowError(
                 f"{model}: sha256 {actual} is not the {recorded} recorded in {path} at promotion: the champion "

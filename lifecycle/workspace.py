@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,10 +50,31 @@ def dvc_root_writing(run_dir: Path) -> Path | None:
     rel = run_dir.relative_to(root)
     for stage in stages.values():
         for out in stage.get("outs", []) + stage.get("metrics", []):
-            path = Path(next(iter(out)) if isinstance(out, dict) else out)
+            path = Path(_interpolated(next(iter(out)) if isinstance(out, dict) else out, root))
             if path == rel or rel in path.parents or path in rel.parents:
                 return root
     return None
+
+
+def _interpolated(path: str, root: Path) -> str:
+    """``data/${data.dataset}`` as DVC reads it: ``${...}`` from the repository's params.yaml
+    (its defaults where the file leaves a key out)."""
+    if "${" not in path:
+        return path
+    from mnistflow.params import load_params
+
+    try:
+        params = load_params(root / "params.yaml").model_dump(mode="json")
+    except MnistflowError:
+        params = {}
+
+    def value(match: re.Match) -> str:
+        node: Any = params
+        for part in match.group(1).split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return str(node) if node is not None else match.group(0)
+
+    return re.sub(r"\$\{\s*([\w.-]+)\s*\}", value, path)
 
 
 def _wait_seconds() -> float:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import signal
 import sys
+import threading
 from typing import Callable
 
 from .errors import MnistflowError
@@ -23,11 +25,27 @@ def _exit_without_finalizing(code: list[int]) -> None:
     exit_without_finalizing(code[0])
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so a run stops as it does on Ctrl-C:
+    its last checkpoint kept, and one line saying so."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigterm() -> None:
+    # Only where nobody else handles it, and only from the main thread (Python's rule).
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def run_main(main: Callable[[], object]) -> None:
     code = [1]  # an unexpected exception exits 1 with its traceback, as Python does
     # Never inside a test runner, whose own exit code must stand.
     if "pytest" not in sys.modules and enabled("fast-exit"):
         atexit.register(_exit_without_finalizing, code)
+    _on_sigterm()
     try:
         main()
         code[0] = 0
@@ -35,6 +53,10 @@ def run_main(main: Callable[[], object]) -> None:
         print(f"mnistflow: error: {exc}", file=sys.stderr)
         code[0] = exc.exit_code
         sys.exit(exc.exit_code)
+    except Terminated:
+        print("mnistflow: terminated (SIGTERM); run again to resume from the last checkpoint", file=sys.stderr)
+        code[0] = 143
+        sys.exit(143)
     except KeyboardInterrupt:
         print("mnistflow: interrupted; run again to resume from the last checkpoint", file=sys.stderr)
         code[0] = 130

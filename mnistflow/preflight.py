@@ -14,7 +14,7 @@ from pathlib import Path
 from .dataset_check import DatasetShape
 from .datasets import DATASETS
 from .errors import MnistflowError
-from .params import EVALUATION_CHUNK, Params, cnn_shape_problem, cnn_sizes
+from .params import EVALUATION_CHUNK, DataParams, Params, cnn_shape_problem, cnn_sizes
 
 GIB = 2**30
 # Leave this share of what the device has for everything the estimate leaves out.
@@ -126,22 +126,90 @@ def check_fits_data(params: Params, device, dataset: DatasetShape) -> None:
     check_memory(params, device, dataset)
 
 
+# What a run folder holds (mnistflow.paths.RunPaths, and a sweep trial's record): an
+# existing folder with none of these, but other files, is somebody else's folder.
+RUN_ENTRIES = frozenset({"split.json", "checkpoints", "model.pt", "training.json", "model.onnx", "export.json",
+                         "MODEL_CARD.md", "history.csv", "metrics.json", "evaluation.json", "profile.json",
+                         "predictions.csv", "plots", "trial.json", "run.lock"})
+
+
+def resolved(path: Path, argument: str) -> Path:
+    """``path`` made absolute, or one line naming the argument (a loop of links, a folder gone)."""
+    try:
+        return Path(path).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise MnistflowError(f"{argument}: {path}: cannot be resolved ({exc})") from None
+
+
+def check_run_folder(run_dir: Path, data_root: Path, registry: Path | None = None,
+                     argument: str = "--run-dir") -> None:
+    """Refuse a run folder that is not one: the filesystem root or the home folder, a
+    folder inside (or holding) the registry, whose only writer is promotion, or the data
+    root, which DVC tracks; or an existing folder of other files. (docs/errors.md)"""
+    folder = resolved(run_dir, argument)
+    if folder == Path(folder.anchor) or folder == resolved(Path.home(), "HOME"):
+        raise MnistflowError(f"{argument}: {run_dir} is {'the filesystem root' if folder == Path(folder.anchor) else 'the home folder'}; "
+                             "give the run a folder of its own (the default is outputs/)")
+    for root, what in ((registry, "the registry, whose only writer is promotion"),
+                       (data_root, "the data root, which holds verified datasets")):
+        if root is None:
+            continue
+        root = resolved(root, "the data root" if root is data_root else "the registry")
+        if folder == root or root in folder.parents:
+            raise MnistflowError(f"{argument}: {run_dir} is inside {root}, {what}; give the run a folder of its "
+                                 "own (the default is outputs/)")
+        if folder in root.parents:
+            raise MnistflowError(f"{argument}: {run_dir} holds {root}, {what}; give the run a folder of its own "
+                                 "(the default is outputs/)")
+    try:
+        entries = [e.name for e in folder.iterdir() if not e.name.startswith(".")] if folder.is_dir() else []
+    except OSError as exc:
+        raise MnistflowError(f"{argument}: {run_dir}: cannot list it ({exc.strerror or exc})") from None
+    if entries and not RUN_ENTRIES.intersection(entries):
+        raise MnistflowError(f"{argument}: {run_dir} holds {len(entries)} other file(s) ({', '.join(sorted(entries)[:3])}"
+                             f"{', ...' if len(entries) > 3 else ''}) and no run; give an empty or new folder, "
+                             "or a run's folder")
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def writable(folder: Path) -> None:
     """``folder`` exists and is writable, or can be created: its nearest existing parent is."""
     folder = Path(folder).absolute()
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         raise MnistflowError(f"{folder}: {existing} is a file, not a folder")
+    if _read_only(existing):
+        raise MnistflowError(f"{folder}: {existing} is on a read-only filesystem")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise MnistflowError(f"{folder}: cannot write in {existing} (permission denied)")
 
 
-def preflight(params: Params, folders: list[Path], device, dataset: DatasetShape | None = None) -> None:
-    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice);
-    with ``dataset`` (the headers, once downloaded) also those that need the data's sizes."""
+def check_data_root(data: DataParams, data_root: Path) -> None:
+    """The data root can take the dataset: writable, or already holding it verified
+    (a shared read-only mount of the data is used as it is, never copied)."""
+    from .download import MANIFEST, dataset_dir
+
+    if (dataset_dir(data, data_root) / MANIFEST).is_file():
+        return  # the download step verifies it in place and writes nothing that must succeed
+    writable(data_root)
+
+
+def preflight(params: Params, folders: list[Path], device, *, data_root: Path | None = None,
+              dataset: DatasetShape | None = None) -> None:
+    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice):
+    ``folders`` must be writable, ``data_root`` able to take the dataset; with ``dataset``
+    (the headers, once downloaded) also the checks that need the data's sizes."""
     if dataset is not None:
         check_fits_data(params, device, dataset)
     else:
         check_memory(params, device)
     for folder in folders:
         writable(folder)
+    if data_root is not None:
+        check_data_root(params.data, data_root)

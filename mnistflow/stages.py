@@ -22,11 +22,11 @@ from .paths import DEFAULT_RUN_DIR, RunPaths, roots
 log = logging.getLogger("mnistflow")
 
 
-def _folders_writable(data_root: Path, paths: RunPaths) -> None:
-    from .preflight import writable
+def _folders_writable(params: Params, data_root: Path, paths: RunPaths) -> None:
+    from .preflight import check_data_root, writable
 
-    for folder in (paths.dir, data_root):
-        writable(folder)
+    writable(paths.dir)
+    check_data_root(params.data, data_root)
 
 
 def _device_checked(params: Params, data_root: Path, paths: RunPaths, files):
@@ -35,14 +35,14 @@ def _device_checked(params: Params, data_root: Path, paths: RunPaths, files):
     from .preflight import preflight
 
     device = select_device(params.device)
-    preflight(params, [paths.dir, data_root], device, files.shape)
+    preflight(params, [paths.dir], device, data_root=data_root, dataset=files.shape)
     return device
 
 
 def stage_download(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .download import download
 
-    _folders_writable(data_root, paths)
+    _folders_writable(params, data_root, paths)
     files = download(params.data, data_root)  # verifies what is there; fetches only what is missing
     log.info("dataset %s verified in %s (digest %s)", files.dataset, files.directory, files.digest[:12])
 
@@ -52,7 +52,7 @@ def stage_split(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .preflight import check_network_fits
     from .split import make_split
 
-    _folders_writable(data_root, paths)
+    _folders_writable(params, data_root, paths)
     files = locate(params.data, data_root)
     check_network_fits(params, files.shape)  # a custom dataset's image size: known from its headers
     path = make_split(files, params.data, paths.split)
@@ -73,7 +73,7 @@ def stage_export(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .download import locate
     from .export import export_onnx
 
-    _folders_writable(data_root, paths)
+    _folders_writable(params, data_root, paths)
     export_onnx(paths, locate(params.data, data_root).paths["test-images"])
 
 
@@ -93,7 +93,7 @@ def stage_evaluate(params: Params, data_root: Path, paths: RunPaths) -> None:
 def stage_plot(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .plots import make_plots
 
-    _folders_writable(data_root, paths)
+    _folders_writable(params, data_root, paths)
     for path in make_plots(paths, params.plot):
         log.info("wrote %s", path)
 
@@ -101,7 +101,7 @@ def stage_plot(params: Params, data_root: Path, paths: RunPaths) -> None:
 def stage_card(params: Params, data_root: Path, paths: RunPaths) -> None:
     from .card import write_model_card
 
-    _folders_writable(data_root, paths)
+    _folders_writable(params, data_root, paths)
     log.info("wrote %s", write_model_card(params, paths))
 
 
@@ -120,8 +120,15 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="the run's folder (default: outputs/)")
     args = parser.parse_args()
     setup_logging()
-    run_main(lambda: STAGES[args.stage](load_params(args.params), roots(data=args.data_root).data,
-                                        RunPaths(args.run_dir)))
+
+    def run() -> None:
+        from .preflight import check_run_folder
+
+        params, where = load_params(args.params), roots(data=args.data_root)
+        check_run_folder(args.run_dir, where.data, where.registry)
+        STAGES[args.stage](params, where.data, RunPaths(args.run_dir))
+
+    run_main(run)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,23 @@ class ImageError(MnistflowError):
     """An input that is not a usable image; the message names it and says why."""
 
 
+def picture_pixels(data: bytes, name: str) -> int:
+    """Width times height, from the picture's header alone (nothing is decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (Pillow cannot identify it as PNG, JPEG or another format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: too many pixels to decode safely (a decompression bomb)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{name}: unreadable image ({exc})") from None
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: {width}x{height} pixels is more than the {MAX_PIXELS:,} "
+                         "allowed (a decompression bomb, or far larger than a digit needs)")
+    return width * height
+
+
 def decode_image(data: bytes, name: str) -> np.ndarray:
     """Greyscale pixels (H x W, uint8) of PNG, JPEG or any format Pillow reads."""
     try:

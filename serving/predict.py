@@ -1,7 +1,8 @@
 """Try a trained model on images: ``python -m serving.predict [--model PATH] IMAGE...``
 
 Each IMAGE is a PNG, a JPEG (any size, any colours) or an IDX file of images
-(``*-idx3-ubyte``, gzipped or not). Pictures are prepared as MNIST's digits
+(``*-idx3-ubyte``, gzipped or not, of any length: it is read a chunk at a time;
+serving.inputs checks every input before any answer). Pictures are prepared as MNIST's digits
 were (``serving.imaging``): grey, light on dark, scaled into a 20x20 box and
 centred by mass in the frame. IDX images are in that form already and go in as
 they are. For each image it prints the label and the top 3 probabilities; with
@@ -18,46 +19,64 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
-from mnistflow.idx import gunzip, parse_idx
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
 from .answers import answers
-from .imaging import read_image, to_model_input
-
-IDX_IMAGES_MAGIC = bytes([0, 0, 0x08, 0x03])
+from .inputs import CHUNK, Input, check_input, idx_chunks, shown
 
 
-def load_inputs(path: Path, shape: tuple[int, int]) -> list[tuple[str, np.ndarray]]:
-    """(name, pixels in [0, 1]) for each image the file holds."""
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise MnistflowError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    raw = gunzip(path, blob) if blob[:2] == b"\x1f\x8b" else blob
-    if raw[:4] == IDX_IMAGES_MAGIC:
-        images = parse_idx(path, raw, 3)
-        if tuple(images.shape[1:]) != shape:
-            raise MnistflowError(f"{path}: {images.shape[1]}x{images.shape[2]} images; the model takes "
-                                 f"{shape[0]}x{shape[1]}")
-        return [(f"{path}[{i}]", image.astype(np.float32) / 255.0) for i, image in enumerate(images)]
-    return [(str(path), to_model_input(read_image(path), shape))]
+def predictions(predictor, images: list[Path]) -> Iterator[dict[str, Any]]:
+    """An answer per image, in order, as they come: every input is checked first
+    (serving.inputs), so a bad one is one line before any answer; an IDX file then
+    streams, a chunk at a time."""
+    inputs = [check_input(path, predictor.input_shape) for path in images]
+    pictures: list[Input] = []
+
+    def flush() -> Iterator[dict[str, Any]]:
+        if pictures:
+            pixels = np.stack([item.picture for item in pictures])
+            yield from ({"image": item.name, **answer} for item, answer in zip(pictures, answers(predictor, pixels)))
+            pictures.clear()
+
+    for item in inputs:
+        if item.picture is not None:
+            pictures.append(item)
+            if len(pictures) == CHUNK:
+                yield from flush()
+            continue
+        yield from flush()
+        first = 0
+        for pixels in idx_chunks(item, predictor.input_shape):
+            for i, answer in enumerate(answers(predictor, pixels), first):
+                yield {"image": f"{item.name}[{i}]", **answer}
+            first += len(pixels)
+    yield from flush()
 
 
-def predict_files(model_path: Path, images: list[Path], why: str = "") -> list[dict[str, Any]]:
-    from mnistflow.inference import Predictor
+def print_text(results: Iterator[dict[str, Any]]) -> None:
+    for result in results:
+        if result["blank"]:
+            print(f"{shown(result['image'])}: {result['reason']}")
+            continue
+        top = "  ".join(f"{t['label']} {100 * t['probability']:5.1f}%" for t in result["top"])
+        print(f"{shown(result['image'])}: {result['label']}    ({top})")
 
-    predictor = Predictor.load(model_path)
-    if why:  # said once the model loads: a bad file is then one line, nothing before it
-        logging.getLogger("mnistflow").info("%s", why)
-    named = [item for path in images for item in load_inputs(path, predictor.input_shape)]
-    pixels = np.stack([pixels for _, pixels in named])
-    return [{"image": name, **answer} for (name, _), answer in zip(named, answers(predictor, pixels))]
+
+def print_json(model: Path, results: Iterator[dict[str, Any]]) -> None:
+    """One JSON document, written as the answers come (a million of them never sit in memory)."""
+    first = next(results, None)  # the first answer before any output: most errors come before it
+    sys.stdout.write(f'{{"model": {json.dumps(str(model))}, "predictions": [')
+    if first is not None:
+        sys.stdout.write("\n  " + json.dumps(first))
+        for result in results:
+            sys.stdout.write(",\n  " + json.dumps(result))
+    sys.stdout.write("\n]}\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -81,17 +100,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.model is None and not model.exists():
             raise MnistflowError(f"no model to predict with: no champion in {model.parent.parent} and no "
                                  f"{DEFAULT_RUN_DIR / 'model.pt'}; train one (make run) or pass --model")
-        results = predict_files(model, args.images, files.why)
-        if args.json:
-            json.dump({"model": str(model), "predictions": results}, sys.stdout, indent=2)
-            print()
-            return
-        for result in results:
-            if result["blank"]:
-                print(f"{result['image']}: {result['reason']}")
-                continue
-            top = "  ".join(f"{t['label']} {100 * t['probability']:5.1f}%" for t in result["top"])
-            print(f"{result['image']}: {result['label']}    ({top})")
+        from mnistflow.inference import Predictor
+
+        predictor = Predictor.load(model)
+        if files.why:  # said once the model loads: a bad file is then one line, nothing before it
+            logging.getLogger("mnistflow").info("%s", files.why)
+        results = predictions(predictor, args.images)
+        print_json(model, results) if args.json else print_text(results)
 
     run_main(run)
 

@@ -46,8 +46,9 @@ from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
+from . import openapi
 from .answers import answers
-from .imaging import ImageError, decode_image, to_model_input
+from .imaging import ImageError, decode_image, picture_pixels, to_model_input
 from .inbox import Inbox, Refused
 from .metrics import ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
@@ -57,6 +58,12 @@ log = logging.getLogger("mnistflow")
 
 MAX_UPLOAD_BYTES = 8 * 2**20  # a request body; a batch of 256 PNG digits is well under 1 MiB
 MAX_BATCH = 1024  # images per request
+# Decoded pixels per request, counted from the pictures' headers before any is decoded:
+# four 2048x2048 photos, or a thousand 128x128 crops. A digit needs a few thousand.
+MAX_REQUEST_PIXELS = 2048 * 2048 * 4
+# Requests decoding pictures at once; the others wait their turn (in the thread pool).
+DECODERS = 2
+_decoding = threading.BoundedSemaphore(DECODERS)
 
 
 class ModelHolder:
@@ -125,14 +132,43 @@ class ModelHolder:
         return None
 
 
+def json_body(body: bytes) -> Any:
+    """The body as JSON; ValueError (its message for a 400) when it is not, however it fails."""
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(body, parse_constant=constant)
+    except RecursionError:
+        raise ValueError("body: JSON nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # includes UnicodeDecodeError, and ints past Python's digit limit
+        raise ValueError(f"body is not valid JSON ({str(exc)[:200]})") from None
+
+
+def _only_numbers(pixels: Any) -> None:
+    """Lists (at most three deep) of numbers: a string or a boolean is never a pixel."""
+    stack = [(pixels, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, list):
+            if depth == 3:
+                raise HTTPException(422, "pixels: nested more than 3 deep; give one image or a list of images")
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise HTTPException(422, f"pixels: {json.dumps(value)[:40]} is a {type(value).__name__}, not a number; "
+                                     "pixels are numbers in [0, 1]")
+
+
 def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
     """N x H x W from ``{"pixels": ...}``, or a 422 naming what is wrong."""
     if not isinstance(payload, dict) or "pixels" not in payload:
         raise HTTPException(422, 'JSON body must be an object with "pixels": one image or a list of images')
+    _only_numbers(payload["pixels"])
     try:
-        pixels = np.asarray(payload["pixels"], dtype=np.float32)
-    except (ValueError, TypeError):
-        raise HTTPException(422, "pixels: not a (list of) equal-length lists of numbers") from None
+        with np.errstate(over="ignore"):
+            pixels = np.asarray(payload["pixels"], dtype=np.float64).astype(np.float32)
+    except (ValueError, TypeError, OverflowError):
+        raise HTTPException(422, "pixels: not a (list of) equal-length lists of numbers in [0, 1]") from None
     size, height, width = shape[0] * shape[1], *shape
     if pixels.ndim == 1 or (pixels.ndim == 2 and pixels.shape == shape):
         pixels = pixels[None]
@@ -152,8 +188,16 @@ def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def prepared(images: list[tuple[str, bytes]], shape: tuple[int, int]) -> np.ndarray:
+    """The pictures as model input, within the request's pixel budget (413 past it, before
+    any is decoded), decoded by at most DECODERS requests at once: memory and CPU for
+    decoding stay bounded however many clients send large pictures."""
     try:
-        return np.stack([to_model_input(decode_image(data, name), shape) for name, data in images])
+        total = sum(picture_pixels(data, name) for name, data in images)
+        if total > MAX_REQUEST_PIXELS:
+            raise HTTPException(413, f"pictures of {total:,} pixels in all; a request may carry at most "
+                                     f"{MAX_REQUEST_PIXELS:,} (a digit needs a few thousand)")
+        with _decoding:
+            return np.stack([to_model_input(decode_image(data, name), shape) for name, data in images])
     except ImageError as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -199,16 +243,16 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     if counters is not None:
         app.add_middleware(TimingMiddleware, metrics=counters)
 
-    @app.post("/predict")
+    @app.post("/predict", **openapi.PREDICT)
     async def predict(request: Request) -> dict[str, Any]:
         predictor = holder.serving()  # one model for the whole request
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         body = await read_body(request, max_upload_bytes)
         if kind == "application/json":
             try:
-                payload = json.loads(body)
+                payload = json_body(body)
             except ValueError as exc:
-                raise HTTPException(400, f"body is not valid JSON ({exc})") from None
+                raise HTTPException(400, str(exc)) from None
             pixels = pixels_from_json(payload, predictor.input_shape)
         elif kind == "multipart/form-data":
             pixels = await run_in_threadpool(prepared, await uploaded(request, body), predictor.input_shape)
@@ -223,7 +267,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         window.add(predictor.sha256, pixels, results)
         return {"model": {"sha256": predictor.sha256}, "predictions": results}
 
-    @app.post("/feedback", status_code=201)
+    @app.post("/feedback", status_code=201, **openapi.FEEDBACK)
     async def feedback(request: Request) -> dict[str, Any]:
         if inbox is None:
             raise HTTPException(404, "this service takes no feedback (started without an inbox)")
@@ -242,7 +286,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         predictor = holder.current()
         return {"status": "ok", "model": predictor and {"path": holder.name, "sha256": predictor.sha256}}
 
-    @app.get("/ready")
+    @app.get("/ready", **openapi.READY)
     def ready() -> Any:
         from fastapi.responses import JSONResponse
 
@@ -251,13 +295,13 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
             return JSONResponse({"ready": False, "reason": reason}, status_code=503)
         return {"ready": True, "model": {"sha256": holder.current().sha256}}
 
-    @app.get("/monitoring/window")
+    @app.get("/monitoring/window", **openapi.MODEL_NEEDED)
     def served_window() -> dict[str, Any]:
         """What the service answered lately (no pictures): the drift check's input (flows/monitor.py)."""
         predictor = holder.serving()
         return window.snapshot(predictor.labels)
 
-    @app.get("/metrics")
+    @app.get("/metrics", **openapi.METRICS)
     def prometheus() -> Any:
         from fastapi.responses import Response
 
@@ -267,7 +311,7 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         body, kind = counters.exposition()
         return Response(body, media_type=kind)
 
-    @app.get("/model")
+    @app.get("/model", **openapi.MODEL_NEEDED)
     def model() -> dict[str, Any]:
         predictor = holder.serving()
         return {"path": holder.name, "sha256": predictor.sha256, "labels": predictor.labels,
@@ -294,9 +338,9 @@ async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | N
     except HTTPException as exc:
         raise Refused(exc.status_code, exc.detail) from None
     try:
-        payload = json.loads(body)
+        payload = json_body(body)
     except ValueError as exc:
-        raise Refused(400, f"body is not valid JSON ({exc})") from None
+        raise Refused(400, str(exc)) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
         raise Refused(422, "image: required, the picture as a PNG data URL or base64")
     encoded = payload["image"].split(",", 1)[1] if payload["image"].startswith("data:") else payload["image"]

@@ -16,7 +16,7 @@ from tests.helpers import tiny_params, write_dataset
 
 
 # Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
-INTEGRATION_MODULES = {"test_acceptance", "test_continuous_loop", "test_deployments", "test_drift", "test_load", "test_dvc", "test_flow", "test_integration",
+INTEGRATION_MODULES = {"test_acceptance", "test_predict_bounds", "test_service_bounds", "test_continuous_loop", "test_deployments", "test_drift", "test_load", "test_dvc", "test_flow", "test_integration",
                        "test_server"}
 PROCESS_FIXTURES = {"prefect_server", "real_mnist", "real_fashion", "small_disk", "postgres", "s3"}
 

@@ -1,0 +1,68 @@
+"""What the OpenAPI document says of the routes that take a body: the bodies they take and every answer they give.
+
+FastAPI cannot see bodies a route reads itself (``/predict`` takes four kinds),
+so they are declared here; a schema fuzzer (schemathesis, tests/test_api_schema.py)
+then reaches the real inputs, and finds no status the document does not list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, **ERROR}
+
+
+PIXELS = {
+    "description": "one image (H*W values, or H rows of W) or a list of images; values in [0, 1], light on dark",
+    "oneOf": [
+        {"type": "array", "items": {"type": "number"}},
+        {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+        {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
+    ],
+}
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+PREDICT = {
+    "openapi_extra": {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "properties": {"pixels": PIXELS}, "required": ["pixels"]}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
+        "image/png": BINARY,
+        "image/jpeg": BINARY,
+        "application/octet-stream": BINARY,
+    }}},
+    "responses": {
+        400: _error("the body is not valid JSON"),
+        413: _error("the body, the images or their pixels are over the limits"),
+        415: _error("a content type the service does not take"),
+        422: _error("pixels or a picture that cannot be used (the detail names which, and why)"),
+        503: _error("no model loaded yet"),
+    },
+}
+
+FEEDBACK = {
+    "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["image", "label", "model_sha256"],
+        "properties": {"image": {"type": "string", "description": "the picture, a PNG data URL or base64"},
+                       "label": {"description": "the right class: its number or its name"},
+                       "model_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "predicted": {"description": "what the model answered"}}}}}}},
+    "responses": {
+        400: _error("the body is not valid JSON"),
+        404: _error("this service takes no corrections"),
+        413: _error("the body or the picture is over the limits"),
+        415: _error("not application/json"),
+        422: _error("a field that cannot be used (the detail names which)"),
+        429: _error("too many corrections a minute from this client"),
+        507: _error("the inbox is full"),
+    },
+}
+
+MODEL_NEEDED = {"responses": {503: _error("no model loaded yet")}}
+READY = {"responses": {503: {"description": "not ready: no model, or the file changed since it loaded"}}}
+METRICS = {"responses": {404: _error("metrics are off for this service")}}

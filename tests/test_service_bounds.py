@@ -1,0 +1,141 @@
+"""The service under hostile requests and a damaged model file (issue 24, classes 4 and 6), on a real uvicorn.
+
+No body gives a 500; a picture's pixels are counted before it is decoded; a
+text file renamed over the model leaves the service answering with the model
+it had; the OpenAPI document describes every body and answer, and a schema
+fuzzer (schemathesis, bounded examples) finds no 5xx and no undocumented status.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+
+import httpx
+import numpy as np
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from PIL import Image
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import status_code_conformance
+
+from harness.real_parts import Service, wait_for
+from mnistflow import atomic
+from mnistflow.params import validate
+from mnistflow.paths import RunPaths
+from serving.service import MAX_REQUEST_PIXELS
+from tests.conftest import run_stages
+from tests.helpers import tiny_params, write_dataset
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> RunPaths:
+    root = tmp_path_factory.mktemp("bounds")
+    checksums = write_dataset(root / "mirror")
+    return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
+
+
+@pytest.fixture(scope="module")
+def live(trained, tmp_path_factory):
+    """A real uvicorn serving a copy of the trained model (the tests replace the file)."""
+    folder = tmp_path_factory.mktemp("served")
+    model = folder / "model.pt"
+    model.write_bytes(trained.model.read_bytes())
+    env = {**os.environ, "MNISTFLOW_REGISTRY": str(folder / "registry")}
+    with Service(model, folder, env) as service:
+        yield service
+
+
+def png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((side, side), np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ('{"pixels": ' + "[" * 100_000 + "]" * 100_000 + "}", 400, "nested too deeply"),
+    ('{"pixels": [' + "1" + "0" * 400 + "]}", 422, "pixels:"),
+    ('{"pixels": [' + ", ".join(['"0.5"'] * 784) + "]}", 422, '"0.5" is a str, not a number'),
+    ('{"pixels": [' + ", ".join(["true"] * 784) + "]}", 422, "true is a bool, not a number"),
+    ('{"pixels": [NaN]}', 400, "NaN is not a JSON number"),
+    ('{"pixels": [[[[0.5]]]]}', 422, "nested more than 3 deep"),
+    ('{"pixels": 12}', 422, "pixels: shape []"),
+    (b'{"pixels": "\xff"}', 400, "not valid JSON"),
+])
+def test_no_json_body_gives_a_500(live, body, status, says):
+    response = httpx.post(f"{live.url}/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text
+    assert says in response.json()["detail"]
+    response = httpx.post(f"{live.url}/feedback", content=body, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422), response.text
+
+
+def test_pictures_are_counted_before_they_are_decoded(live):
+    big = png(4096)  # 16.8 M pixels in 70 KB: legal alone, but not many of them at once
+    files = [("file", (f"{i}.png", big, "image/png")) for i in range(2)]
+    started = time.monotonic()
+    response = httpx.post(f"{live.url}/predict", files=files, timeout=30)
+    assert response.status_code == 413 and f"at most {MAX_REQUEST_PIXELS:,}" in response.json()["detail"]
+    assert time.monotonic() - started < 2  # refused from the headers: nothing was decoded
+    ok = httpx.post(f"{live.url}/predict", content=png(1024), headers={"content-type": "image/png"}, timeout=30)
+    assert ok.status_code == 200
+
+
+def test_a_text_file_renamed_over_the_model_keeps_the_service_answering(live):
+    model = live.model
+    good = model.read_bytes()
+    sha = atomic.sha256_of(model)
+    digit = {"pixels": [0.0] * 784}
+    try:
+        for junk in (b"not a checkpoint at all\n", b"PK\x03\x04" + b"x" * 100):
+            atomic.write_bytes(model, junk)
+            for route in ("/health", "/model"):
+                assert httpx.get(f"{live.url}{route}").status_code == 200
+            answer = httpx.post(f"{live.url}/predict", json=digit)
+            assert answer.status_code == 200 and answer.json()["model"]["sha256"] == sha
+            # not ready: the file on disk is no longer the model that answers
+            assert httpx.get(f"{live.url}/ready").status_code == 503
+        assert "kept the previous model" in live.output()
+        assert "Traceback" not in live.output()
+    finally:
+        atomic.write_bytes(model, good)
+    wait_for(lambda: httpx.get(f"{live.url}/ready").status_code == 200, "the service to be ready again", 10)
+
+
+def test_health_and_model_show_no_absolute_paths(live):
+    for route in ("/health", "/model", "/metrics"):
+        assert str(live.cwd) not in httpx.get(f"{live.url}{route}").text
+
+
+def test_the_openapi_document_describes_the_bodies_and_their_answers(live):
+    document = httpx.get(f"{live.url}/openapi.json").json()
+    predict = document["paths"]["/predict"]["post"]
+    assert set(predict["requestBody"]["content"]) >= {"application/json", "multipart/form-data", "image/png"}
+    assert {"400", "413", "415", "422", "503"} <= set(predict["responses"])
+    feedback = document["paths"]["/feedback"]["post"]
+    assert {"400", "413", "415", "422", "429"} <= set(feedback["responses"])
+
+
+def test_a_schema_fuzzer_finds_no_5xx_and_no_undocumented_status(live):
+    from hypothesis import given
+
+    schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/predict", "/feedback", "/health", "/ready", "/model"}
+    for operation in operations:
+        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=operation.as_strategy())
+        def call(case):
+            case.call_and_validate(checks=[not_a_server_error, status_code_conformance], timeout=30)
+
+        call()
+    assert "Traceback" not in live.output()
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = httpx.get(f"{live.url}/metrics").text
+    fuzzed = sum(s.value for family in text_string_to_metric_families(metrics) for s in family.samples
+                 if s.name == "mnistflow_http_requests_total" and s.labels["route"] == "/predict")
+    assert fuzzed >= 30  # the fuzzer reached the real inputs: every answer was documented, none a 5xx
