@@ -29,14 +29,18 @@ def _folders_writable(params: Params, data_root: Path, paths: RunPaths) -> None:
     check_data_root(params.data, data_root)
 
 
-def _device_checked(params: Params, data_root: Path, paths: RunPaths, files):
-    """The device, chosen once: the memory check and the computation get the same one."""
+def _device_checked(params: Params, data_root: Path, paths: RunPaths):
+    """The device, chosen once (the memory check and the computation get the same one),
+    and the data the download step verified, checked against the params."""
     from .device import select_device
-    from .preflight import preflight
+    from .download import locate
+    from .preflight import check_fits_data, preflight
 
     device = select_device(params.device)
-    preflight(params, [paths.dir], device, data_root=data_root, dataset=files.shape)
-    return device
+    preflight(params, [paths.dir], device, data_root=data_root)  # before anything, the data included, is read
+    files = locate(params.data, data_root)  # the download stage verified them; DVC tracks their hashes
+    check_fits_data(params, device, files.shape)  # a custom dataset's sizes: from its headers
+    return device, files
 
 
 def stage_download(params: Params, data_root: Path, paths: RunPaths) -> None:
@@ -60,12 +64,10 @@ def stage_split(params: Params, data_root: Path, paths: RunPaths) -> None:
 
 
 def stage_train(params: Params, data_root: Path, paths: RunPaths) -> None:
-    from .download import locate
     from .session import open_session
     from .train import train_all
 
-    files = locate(params.data, data_root)  # the download stage verified them; DVC tracks their hashes
-    device = _device_checked(params, data_root, paths, files)
+    device, files = _device_checked(params, data_root, paths)
     train_all(params, open_session(params, files, paths, device), files, paths)
 
 
@@ -78,12 +80,10 @@ def stage_export(params: Params, data_root: Path, paths: RunPaths) -> None:
 
 
 def stage_evaluate(params: Params, data_root: Path, paths: RunPaths) -> None:
-    from .download import locate
     from .evaluate import evaluate
     from .session import open_session
 
-    files = locate(params.data, data_root)
-    device = _device_checked(params, data_root, paths, files)
+    device, files = _device_checked(params, data_root, paths)
     session = open_session(params, files, paths, device)
     metrics = evaluate(params, session.data, files, session.runtime, paths)
     log.info("validation accuracy %.2f%%, test accuracy %.2f%%",

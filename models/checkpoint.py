@@ -46,6 +46,8 @@ ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format is a zip; anything else is refu
 def decode(path: Path, expected_format: str) -> dict[str, Any]:
     """The payload of a checkpoint file; any file that is not one is a CheckpointError naming it."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file")
     try:
         with open(path, "rb") as fh:
             magic = fh.read(4)
@@ -53,8 +55,6 @@ def decode(path: Path, expected_format: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if not path.is_file():
-        raise CheckpointError(f"{path}: not a regular file")
     if magic != ZIP_MAGIC:
         raise CheckpointError(f"{path}: corrupt or not a checkpoint (not a zip of tensors and plain data)")
     try:

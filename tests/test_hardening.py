@@ -179,7 +179,7 @@ def test_a_recompressed_kmnist_names_the_checksums_to_set(workdir, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("section, named", [
-    ({"model": {"hidden": [100_000_000]}}, "model.hidden: "),
+    ({"model": {"hidden": [65536, 65536, 65536]}}, "model.hidden: "),
     ({"device": "cuda:7"}, "device: cuda:7 requested"),
 ])
 def test_a_run_that_cannot_work_is_refused_before_anything_is_written(workdir, dataset, section, named):

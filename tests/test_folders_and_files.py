@@ -1,0 +1,176 @@
+"""Run folders that are not run folders, model files that are not checkpoints, and how a run ends
+(issue 24, classes 3, 4 and 8), through the real command lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lifecycle import registry
+from lifecycle.workspace import dvc_root_writing
+from mnistflow.checkpoints import load_checkpoint, save_checkpoint
+from mnistflow.errors import MnistflowError
+from mnistflow.paths import RegistryPaths
+from mnistflow.run_lock import run_folder_lock
+from models.checkpoint import MODEL_FORMAT, CheckpointError, decode
+from tests.helpers import clean_env, custom_dir, run, stage, tiny_params, write_params
+from tests.test_hardening import FLOW, one_line_error
+
+
+@pytest.fixture
+def champion(workdir) -> Path:
+    model = workdir / "registry/champion/model.pt"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"the champion's bytes")
+    return model
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("run_dir, says", [
+    ("registry/champion", "is inside {workdir}/registry, the registry, whose only writer is promotion"),
+    ("registry", "is inside {workdir}/registry, the registry"),
+    ("data/mnist", "is inside {workdir}/data, the data root, which holds verified datasets"),
+    (".", "holds {workdir}/registry, the registry"),
+    ("/", "/ is the filesystem root; give the run a folder of its own"),
+    ("elsewhere", "elsewhere holds 1 other file(s) (notes.txt) and no run"),
+    ("loop/run", "loop/run: cannot be resolved"),
+])
+def test_a_folder_that_is_no_run_folder_is_refused_before_anything_is_written(workdir, dataset, champion,
+                                                                              run_dir, says):
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    (workdir / "elsewhere").mkdir()
+    (workdir / "elsewhere/notes.txt").write_text("mine")
+    (workdir / "loop").symlink_to("loop")
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if p.name != "loop")
+    for command in ([*FLOW, "--run-dir", run_dir], [sys.executable, "-m", "mnistflow.stages", "train",
+                                                    "--run-dir", run_dir]):
+        line = one_line_error(run(command, workdir, clean_env()))
+        assert f"--run-dir: {run_dir}" in line and says.format(workdir=workdir) in line, line
+    assert sorted(p.relative_to(workdir) for p in workdir.rglob("*") if p.name != "loop") == before
+    assert champion.read_bytes() == b"the champion's bytes"
+
+
+def test_the_workspace_guard_reads_dvc_yaml_as_dvc_does(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages:\n  download:\n    cmd: x\n    outs:\n      - data/${data.dataset}:\n"
+                                       "          persist: true\n")
+    (tmp_path / "params.yaml").write_text("data: {dataset: fashion-mnist}\n")
+    assert dvc_root_writing(tmp_path / "data/fashion-mnist") == tmp_path.resolve()
+    assert dvc_root_writing(tmp_path / "data/mnist") is None
+
+
+@pytest.fixture
+def read_only_data(tmp_path):
+    """A real read-only mount (a bind mount remounted ro), as a shared dataset volume is."""
+    source, mount = tmp_path / "data-source", tmp_path / "data-ro"
+    source.mkdir()
+    mount.mkdir()
+    done = subprocess.run(["mount", "--bind", str(source), str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail("a read-only bind mount is how this test shares data for real, and it failed: " + done.stderr)
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(mount)], check=True)
+    yield source, mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.mark.integration
+def test_a_read_only_data_root_is_used_in_place_when_it_holds_the_data(workdir, dataset, read_only_data):
+    source, mount = read_only_data
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    line = one_line_error(stage(workdir, "download", args=["--data-root", str(mount)]))
+    assert f"{mount} is on a read-only filesystem" in line  # EROFS, not "permission denied"
+    stage(workdir, "download", args=["--data-root", str(source)], check=True)  # the data put there once
+    for name in ("download", "split", "train"):
+        stage(workdir, name, args=["--data-root", str(mount)], check=True)
+    assert (workdir / "outputs/model.pt").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("junk", [b"just some text\n", b"PK\x03\x04 and then nothing", b""])
+def test_any_bytes_that_are_not_a_checkpoint_are_one_line(workdir, dataset, junk):
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    for name in ("download", "split"):
+        stage(workdir, name, check=True)
+    last = workdir / "outputs/checkpoints/last.pt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(junk)
+    line = one_line_error(stage(workdir, "train"))
+    assert "last.pt: corrupt or not a checkpoint" in line and line.endswith("delete it to train from scratch")
+    (workdir / "outputs/model.pt").write_bytes(junk)
+    line = one_line_error(run([sys.executable, "-m", "serving.predict", "--model", "outputs/model.pt",
+                               "params.yaml"], workdir, clean_env()))
+    assert "outputs/model.pt: corrupt or not a checkpoint" in line
+
+
+def test_decode_refuses_every_kind_of_junk(tmp_path):
+    import zipfile
+
+    cases = {"text": b"hello\n", "magic only": b"PK\x03\x04", "empty": b""}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    with zipfile.ZipFile(tmp_path / "a zip", "w") as archive:
+        archive.writestr("data.pkl", b"not a pickle")
+    for path in tmp_path.iterdir():
+        with pytest.raises(CheckpointError, match="corrupt or not a checkpoint"):
+            decode(path, MODEL_FORMAT)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        decode(tmp_path, MODEL_FORMAT)
+
+
+@pytest.mark.integration
+def test_weights_that_do_not_fit_the_network_are_one_line(workdir, dataset):
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    for name in ("download", "split", "train"):
+        stage(workdir, name, check=True)
+    last = workdir / "outputs/checkpoints/last.pt"
+    state = load_checkpoint(last)
+    state["model"] = {k: torch.zeros(3, 3) for k in state["model"]}  # the same digests, the wrong shapes
+    save_checkpoint(last, **{k: v for k, v in state.items() if k != "format"})
+    line = one_line_error(stage(workdir, "train"))
+    assert "last.pt: its weights do not fit the network these params build" in line
+
+
+def test_a_deleted_champion_is_called_missing(tmp_path):
+    paths = RegistryPaths(tmp_path / "registry")
+    paths.champion.mkdir(parents=True)
+    paths.champion_record.write_text('{"model_sha256": "' + "a" * 64 + '"}')
+    with pytest.raises(MnistflowError, match=r"champion/model.pt: missing, though .*record.json records a champion"):
+        registry.read_champion(paths)
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_at_once(tmp_path):
+    with run_folder_lock(tmp_path / "run"):
+        with pytest.raises(MnistflowError, match=rf"another run \(pid {os.getpid()}\) is writing this run folder"):
+            with run_folder_lock(tmp_path / "run"):
+                pass
+    with run_folder_lock(tmp_path / "run"):  # let go when the first run ended
+        pass
+
+
+@pytest.mark.integration
+def test_sigterm_stops_a_run_as_ctrl_c_does(workdir, dataset):
+    write_params(workdir / "params.yaml", tiny_params(*dataset, train={"stages": [{"epochs": 500, "lr": 0.1}]}))
+    for name in ("download", "split"):
+        stage(workdir, name, check=True)
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=workdir, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = workdir / "outputs/checkpoints/last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert proc.returncode == 143 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == ("mnistflow: terminated (SIGTERM); run again to resume from the "
+                                               "last checkpoint")
+    assert load_checkpoint(last)["completed_epochs"] >= 1
+    assert custom_dir(workdir / "data").exists()
