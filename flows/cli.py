@@ -20,14 +20,21 @@ from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.preflight import check_run_folder, preflight
+from tasks import api_unreachable
+
+# Retries of each Prefect API call from a command-line run (Prefect's default is 5, a
+# minute of backoff per call once the server is gone).
+API_RETRIES = 2
 
 
 class _HideUserErrorTracebacks(logging.Filter):
-    """Prefect logs a failed task with its traceback; for a user's mistake one line is enough."""
+    """Prefect logs a failed task with its traceback; for a user's mistake, or a server
+    gone, one line is enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, MnistflowError):
+        # A user's mistake, or an API gone mid-run (end_if_api_gone says it in one line).
+        if exc is not None and (isinstance(exc, MnistflowError) or api_unreachable(exc)):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -85,6 +92,31 @@ def preload_in_background(paths: RunPaths, params_digest: str) -> None:
     threading.Thread(target=_preload, args=(paths, params_digest), name="mnistflow-preload", daemon=True).start()
 
 
+def end_if_api_gone(exc: BaseException) -> None:
+    """A run whose Prefect API died ends now, in one line: every file it finished is
+    already in place (each is renamed in whole), and Prefect's log and event workers
+    would otherwise spend minutes at exit retrying a server that is gone."""
+    import os
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.server import unreachable
+    from mnistflow.entry import Terminated
+
+    url = PREFECT_API_URL.value()
+    if isinstance(exc, MnistflowError) and not api_unreachable(exc) or not url or unreachable(url, 2.0) is None:
+        return
+    stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else (
+        "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({type(exc).__name__}: {str(exc)[:120]})")
+    print(f"mnistflow: error: the Prefect API at {url} stopped answering mid-run, and the run {stopped}; every file "
+          "it finished is kept, the last checkpoint included: start the server again and rerun to resume",
+          file=sys.stderr, flush=True)
+    if "pytest" not in sys.modules:
+        sys.stdout.flush()
+        os._exit(143 if isinstance(exc, Terminated) else 130 if isinstance(exc, KeyboardInterrupt) else 2)
+
+
 def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
                      summary: Callable[[Any, str], str], add_arguments: Callable[[argparse.ArgumentParser], None],
                      prepare: Callable[[argparse.Namespace], dict[str, Any]]) -> None:
@@ -100,7 +132,7 @@ def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
     args = parser.parse_args()
 
     def run() -> None:
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
         kwargs = prepare(args)  # a bad params or sweep file fails here, before Prefect starts
         quiet_user_errors()
@@ -109,10 +141,17 @@ def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
         # A run started by hand has no worker to lose, and the heartbeat thread's
         # 1-second sleep delays the end of every flow run by up to a second.
         heartbeat = {} if args.heartbeat else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-        with temporary_settings({**api_settings(), **heartbeat}):
-            state = flow_fn(**kwargs, return_state=True)
-            link = flow_run_link(state)
-        result = state.result()  # raises the flow's exception: MnistflowError -> one line
+        # Few retries of a refused connection: a server gone mid-run ends the run in
+        # seconds, in one line, instead of every call retrying for a minute. (A server
+        # that is slow to answer still gets PREFECT_API_REQUEST_TIMEOUT.)
+        with temporary_settings({**api_settings(), **heartbeat, PREFECT_CLIENT_MAX_RETRIES: API_RETRIES}):
+            try:
+                state = flow_fn(**kwargs, return_state=True)
+                link = flow_run_link(state)
+                result = state.result()  # raises the flow's exception: MnistflowError -> one line
+            except BaseException as exc:
+                end_if_api_gone(exc)
+                raise
         print(summary(result, link))
 
     run_main(run)

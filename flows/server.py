@@ -39,6 +39,22 @@ from mnistflow.errors import MnistflowError
 START_TIMEOUT = 90.0
 
 
+def unreachable(api_url: str, timeout: float = 5.0) -> str | None:
+    """Why nothing answers at ``api_url``, or None when something does (any HTTP answer,
+    even a 401 of Prefect Cloud without a key, is a server that is there)."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except urllib.error.URLError as exc:
+        return str(getattr(exc.reason, "strerror", None) or exc.reason)
+    except (OSError, ValueError) as exc:  # a timeout, a URL that is not one
+        return str(exc) or type(exc).__name__
+
+
 def healthy(api_url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as response:
@@ -132,22 +148,24 @@ def local_server() -> tuple[str, bool, str]:
                  f"(set PREFECT_API_URL=http://{host}:{port}/api to use that one)")
         port = _free_port(host)
     url = f"http://{host}:{port}/api"
-    home.mkdir(parents=True, exist_ok=True)
     pid_file, log_file = home / "server.pid", home / "server.log"
-    _forget_dead_server(pid_file)
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    with open(log_file, "ab") as log:
-        # Its own session: a Ctrl-C meant for this run must not stop the server.
-        server = subprocess.Popen([*_prefect_command(), "server", "start", "--host", host, "--port", str(port)],
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                  start_new_session=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        _forget_dead_server(pid_file)
+        with open(log_file, "ab") as log:
+            start = log.tell()  # what this start says is what follows
+            # Its own session: a Ctrl-C meant for this run must not stop the server.
+            server = subprocess.Popen([*_prefect_command(), "server", "start", "--host", host, "--port", str(port)],
+                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      start_new_session=True)
+    except OSError as exc:
+        raise MnistflowError(f"PREFECT_HOME {home}: cannot start a local Prefect server there "
+                             f"({exc.strerror or exc}); free space there, or set PREFECT_HOME to another folder") from None
     deadline = time.monotonic() + START_TIMEOUT
     while not healthy(url):
         if server.poll() is not None:
-            said = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
-            raise MnistflowError(f"cannot start a local Prefect server on port {port} "
-                                 f"({said[-1].strip() if said else f'exit {server.returncode}'}; {log_file}); "
-                                 "set PREFECT_API_URL to a running one, or PREFECT_SERVER_API_PORT to a free port")
+            raise MnistflowError(start_failure(log_file, start, home, port, server.returncode))
         if time.monotonic() > deadline:
             server.terminate()
             raise MnistflowError(f"the local Prefect server did not answer at {url} within "
@@ -156,6 +174,33 @@ def local_server() -> tuple[str, bool, str]:
     pid_file.write_text(str(server.pid))  # where `prefect server stop` looks
     (home / STATE).write_text(json.dumps({"pid": server.pid, "port": port, "url": url, "home": str(home)}))
     return url, True, moved
+
+
+# What a failed start's log says, and what to do about it. The log's last line is
+# often a shutdown message; the cause is the error line before it.
+CAUSES = (
+    (("no space left", "disk is full", "database or disk is full"),
+     "the disk of PREFECT_HOME {home} is full: free space there, or set PREFECT_HOME to another folder"),
+    (("file is not a database", "database disk image is malformed", "malformed"),
+     "Prefect's database in PREFECT_HOME {home} is damaged: move {home}/prefect.db aside (a new one is made) "
+     "or set PREFECT_HOME to another folder"),
+    (("readonly database", "read-only file system", "permission denied"),
+     "PREFECT_HOME {home} cannot be written: set PREFECT_HOME to a folder you can write"),
+    (("address already in use", "error binding"),
+     "port {port} is taken: set PREFECT_SERVER_API_PORT to a free port, or PREFECT_API_URL to a running server"),
+)
+
+
+def start_failure(log_file: Path, start: int, home: Path, port: int, code: int) -> str:
+    """One line: the cause a failed server start logged, and the advice that fits it."""
+    with open(log_file, "rb") as log:
+        log.seek(start)
+        lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "exception" in line.lower()]
+    cause = (errors or lines or [f"exit {code}"])[-1][:300]
+    advice = next((text for needles, text in CAUSES if any(n in " ".join(errors or lines).lower() for n in needles)),
+                  "see the log; set PREFECT_API_URL to a running server to use that one instead")
+    return f"cannot start a local Prefect server on port {port} ({cause}; {log_file}): {advice.format(home=home, port=port)}"
 
 
 def main() -> None:
@@ -178,7 +223,12 @@ def api_settings() -> dict:
     (Dask workers)."""
     from prefect.settings import PREFECT_API_URL
 
-    if PREFECT_API_URL.value():
+    given = PREFECT_API_URL.value()
+    if given:
+        why = unreachable(given)
+        if why is not None:  # before anything is written: Prefect would only say "Failed to reach API"
+            raise MnistflowError(f"PREFECT_API_URL {given}: no Prefect API answers there ({why}); start that "
+                                 "server, correct the URL, or unset PREFECT_API_URL for a local server")
         return {}
     url, started, moved = local_server()
     if started:

@@ -5,6 +5,9 @@ Task results are paths and plain data. Nothing is persisted by Prefect
 must never be pickled into Prefect's result store.
 """
 
+import logging
+from typing import Any, Callable
+
 from prefect.cache_policies import NO_CACHE
 
 from mnistflow.errors import MnistflowError
@@ -13,12 +16,37 @@ from mnistflow.errors import MnistflowError
 TASK_DEFAULTS = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
+def api_unreachable(exc: BaseException) -> bool:
+    """Did ``exc`` (or what caused it) come from a Prefect API that stopped answering?"""
+    import httpx
+
+    while exc is not None:
+        if isinstance(exc, httpx.TransportError) or "Failed to reach API" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def best_effort(what: str, call: Callable[[], Any]) -> Any:
+    """``call()`` (an artifact for the UI), or None with a warning when the API is gone:
+    what a run shows in the UI never decides whether its model and metrics are written."""
+    try:
+        return call()
+    except Exception as exc:
+        if not api_unreachable(exc):
+            raise
+        logging.getLogger("mnistflow").warning("%s: not recorded, the Prefect API does not answer (%s)", what,
+                                               str(exc)[:160])
+        return None
+
+
 def retry_unless_user_error(task, task_run, state) -> bool:
-    """Retry transient faults; a user's mistake would only fail again."""
+    """Retry transient faults; a user's mistake would only fail again, and so would a
+    retry that needs the API which just stopped answering."""
     try:
         state.result()
     except MnistflowError as exc:
         return exc.retryable
-    except Exception:
-        return True
+    except Exception as exc:
+        return not api_unreachable(exc)
     return False

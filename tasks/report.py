@@ -11,12 +11,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from lifecycle.report import history_rows, report_markdown
 
-from . import TASK_DEFAULTS
+from . import TASK_DEFAULTS, best_effort
 
 
 @task(name="report", **TASK_DEFAULTS)
 def report_task(metrics: dict[str, Any], history: Path, plots: list[Path],
                 decision: dict[str, Any] | None = None) -> None:
-    create_table_artifact(history_rows(history), key="epoch-metrics", description="Per-epoch training metrics")
-    create_markdown_artifact(report_markdown(metrics, plots, decision), key="training-report",
-                             description="Metrics, decision and plots")
+    best_effort("the epoch-metrics table", lambda: create_table_artifact(
+        history_rows(history), key="epoch-metrics", description="Per-epoch training metrics"))
+    best_effort("the training report", lambda: create_markdown_artifact(
+        report_markdown(metrics, plots, decision), key="training-report", description="Metrics, decision and plots"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from uuid import UUID
 
@@ -14,21 +16,49 @@ from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
 from mnistflow.train import EpochReport, WarmStart, format_progress, train_stage
 
-from . import TASK_DEFAULTS, retry_unless_user_error
+from . import TASK_DEFAULTS, best_effort, retry_unless_user_error
 
 
 def start_progress(total_epochs: int) -> UUID | None:
-    return create_progress_artifact(progress=0.0, key="training-progress",
-                                    description=f"Training: 0 of {total_epochs} epochs")
+    return best_effort("the training-progress artifact", lambda: create_progress_artifact(
+        progress=0.0, key="training-progress", description=f"Training: 0 of {total_epochs} epochs"))
 
 
-def _update_progress(artifact_id: UUID | None, report: EpochReport) -> None:
-    if artifact_id is None:
-        return
-    update_progress_artifact(
-        artifact_id, progress=100.0 * report.epoch / report.total_epochs,
-        description=f"Training: {report.epoch} of {report.total_epochs} epochs; "
-                    f"val acc {100 * report.val_accuracy:.2f}%")
+# Progress is for people watching; training must never wait on it. An update
+# that the API does not take within this long is given up, and so are the
+# updates after it: a server gone mid-run costs the run seconds, not minutes.
+PROGRESS_TIMEOUT = 5.0
+
+
+class Progress:
+    """The progress artifact, moved forward best-effort from the training loop."""
+
+    def __init__(self, artifact_id: UUID | None) -> None:
+        self.artifact_id, self.given_up = artifact_id, False
+
+    def update(self, report: EpochReport) -> None:
+        if self.artifact_id is None or self.given_up:
+            return
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                update_progress_artifact(
+                    self.artifact_id, progress=100.0 * report.epoch / report.total_epochs,
+                    description=f"Training: {report.epoch} of {report.total_epochs} epochs; "
+                                f"val acc {100 * report.val_accuracy:.2f}%")
+            except Exception as exc:  # noqa: BLE001  whatever the API does, training goes on
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=send, name="mnistflow-progress", daemon=True).start()
+        if not done.wait(PROGRESS_TIMEOUT) or failure:
+            self.given_up = True
+            why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"no answer in {PROGRESS_TIMEOUT:g}s"
+            logging.getLogger("mnistflow").warning("the training-progress artifact is no longer updated (%s); "
+                                                   "training goes on", str(why)[:200])
 
 
 def _run_name() -> str:
@@ -46,9 +76,10 @@ def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, data_di
                      stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None,
                      warm_start: WarmStart | None = None) -> Path:
     logger = get_run_logger()
+    progress = Progress(progress_artifact)
 
     def on_epoch(report: EpochReport) -> None:
         logger.info("%s", format_progress(report))
-        _update_progress(progress_artifact, report)
+        progress.update(report)
 
     return train_stage(params, data, runtime, data_digest, stage_index, paths, on_epoch, warm_start)
