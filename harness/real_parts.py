@@ -7,6 +7,7 @@ Prefect or DVC; they are run as the user runs them, as commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,6 +86,53 @@ def stop_group(proc: subprocess.Popen | None, grace: float) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def stop_tree(proc: subprocess.Popen | None, grace: float = 10) -> None:
+    """Stop ``proc``, its session and every process under it, however they were started
+    (a worker's flow-run processes, which outlive a worker killed alone)."""
+    import psutil
+
+    if proc is None:
+        return
+    try:
+        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for p in tree:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# Every process a test session starts carries this in its environment (tests/conftest.py
+# sets it), so that what is still running at the end can be found, orphans included.
+SESSION_ENV = "MNISTFLOW_TEST_SESSION"
+
+
+def session_leftovers(marker: str, spare: set[int]) -> list[str]:
+    """Processes still running with ``SESSION_ENV=marker``, but those in ``spare``; each as
+    "pid: command"."""
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        if p.info["pid"] in spare:
+            continue
+        try:
+            if p.environ().get(SESSION_ENV) == marker and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(f"{p.info['pid']}: {' '.join(p.info['cmdline'] or [])[:160]}")
+        except psutil.Error:
+            continue
+    return found
 
 
 class PrefectServer:

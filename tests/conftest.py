@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,15 +12,48 @@ import pytest
 # has no run to send its lines to, and that is no warning.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
+from harness.real_parts import SESSION_ENV, session_leftovers
 from mnistflow.params import validate
 from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset
 
 
 # Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
-INTEGRATION_MODULES = {"test_acceptance", "test_predict_bounds", "test_service_bounds", "test_continuous_loop", "test_deployments", "test_drift", "test_load", "test_dvc", "test_flow", "test_integration",
-                       "test_server"}
+INTEGRATION_MODULES = {"test_acceptance", "test_continuous_loop", "test_deployments", "test_drift", "test_load",
+                       "test_dvc", "test_flow", "test_integration", "test_predict_bounds", "test_server",
+                       "test_server_faults", "test_service_bounds"}
 PROCESS_FIXTURES = {"prefect_server", "real_mnist", "real_fashion", "small_disk", "postgres", "s3"}
+
+
+def pytest_configure(config):
+    """The session's marker, in the environment of every process the tests start (xdist's
+    workers, and through them every server, worker and CLI), before any is started."""
+    if not hasattr(config, "workerinput"):  # the controlling process
+        os.environ.setdefault(SESSION_ENV, uuid.uuid4().hex)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail a session that leaves processes behind (every test reaps what it started,
+    the flow runs its workers spawned included), and reap them."""
+    if hasattr(session.config, "workerinput") or SESSION_ENV not in os.environ:
+        return
+    import time
+
+    import psutil
+
+    me = psutil.Process()
+    # xdist's workers, ending now; never what they started
+    spare = {me.pid, *(p.pid for p in me.children() if "sys.stdin.readline" in " ".join(p.cmdline()))}
+    deadline = time.monotonic() + 15
+    while (left := session_leftovers(os.environ[SESSION_ENV], spare)) and time.monotonic() < deadline:
+        time.sleep(0.5)  # a server given SIGTERM a moment ago is still shutting down
+    if left:
+        for line in left:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(int(line.split(":", 1)[0])).kill()
+        session.config.get_terminal_writer().line(
+            f"\n{len(left)} process(es) outlived their test (killed now):\n  " + "\n  ".join(left), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items):

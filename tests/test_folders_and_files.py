@@ -174,3 +174,19 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(workdir, dataset):
                                                "last checkpoint")
     assert load_checkpoint(last)["completed_epochs"] >= 1
     assert custom_dir(workdir / "data").exists()
+
+
+def test_the_session_finds_a_process_that_outlived_its_test():
+    import uuid
+
+    from harness.real_parts import SESSION_ENV, session_leftovers
+
+    marker = uuid.uuid4().hex
+    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, SESSION_ENV: marker}, start_new_session=True)
+    try:
+        found = session_leftovers(marker, set())
+        assert [line.split(":")[0] for line in found] == [str(orphan.pid)] and "sleep 60" in found[0]
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert session_leftovers(marker, set()) == []

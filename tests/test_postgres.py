@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness.real_parts import PrefectServer, wait_for as wait_until
+from harness.real_parts import PrefectServer, stop_tree, wait_for as wait_until
 from tests.helpers import copy_repo, git, write_dataset, write_params
 from tests.test_deployments import PREFECT, Project
 
@@ -43,9 +43,7 @@ def project(tmp_path, postgres, request):
     proj.workers = workers
     yield proj
     for worker in [proj.worker, *workers]:
-        if worker and worker.poll() is None:
-            worker.kill()
-            worker.wait()
+        stop_tree(worker)  # the worker and the flow-run processes it started
     server.stop()
 
 
