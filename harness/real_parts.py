@@ -220,7 +220,8 @@ class Service:
         stop_group(self.proc, grace=15)
 
     def __enter__(self) -> "Service":
-        return self.start()
+        # `with Service(...).start()` once started a second process and lost the first
+        return self if self.proc is not None and self.proc.poll() is None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -84,7 +84,7 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
     assert "Completed" in first.stdout
     base = json.loads((registry / "champion/record.json").read_text())
     assert base["version"] == 1 and base["warm_start"] is None  # no champion to start from yet
-    with Service(registry / "champion/model.pt", repo, loop.env).start() as service:
+    with Service(registry / "champion/model.pt", repo, loop.env) as service:
         assert served_sha256(service) == base["model_sha256"]
         runs_before = len(retrain_runs(loop))
 
