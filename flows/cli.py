@@ -102,19 +102,27 @@ def end_if_api_gone(exc: BaseException) -> None:
     from prefect.settings import PREFECT_API_URL
 
     from flows.server import unreachable
-    from mnistflow.entry import Terminated
+    from prefect.exceptions import TerminationSignal
+
+    from mnistflow.entry import Terminated, terminated
 
     url = PREFECT_API_URL.value()
     if isinstance(exc, MnistflowError) and not api_unreachable(exc) or not url or unreachable(url, 2.0) is None:
         return
-    stopped = "terminated (SIGTERM)" if isinstance(exc, Terminated) else (
-        "interrupted" if isinstance(exc, KeyboardInterrupt) else f"stopped ({type(exc).__name__}: {str(exc)[:120]})")
+    chain, link = [], exc  # a signal may lie under the API error that reporting it raised
+    while link is not None and len(chain) < 20:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    signal = next((e for e in chain if isinstance(e, (KeyboardInterrupt, TerminationSignal))), None)
+    sigterm = terminated.is_set() or isinstance(signal, (Terminated, TerminationSignal))
+    stopped = "terminated (SIGTERM)" if sigterm else (
+        "interrupted" if signal is not None else f"stopped ({type(exc).__name__}: {str(exc)[:120]})")
     print(f"mnistflow: error: the Prefect API at {url} stopped answering mid-run, and the run {stopped}; every file "
           "it finished is kept, the last checkpoint included: start the server again and rerun to resume",
           file=sys.stderr, flush=True)
     if "pytest" not in sys.modules:
         sys.stdout.flush()
-        os._exit(143 if isinstance(exc, Terminated) else 130 if isinstance(exc, KeyboardInterrupt) else 2)
+        os._exit(143 if sigterm else 130 if signal is not None else 2)
 
 
 def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,

@@ -30,7 +30,13 @@ class Terminated(KeyboardInterrupt):
     its last checkpoint kept, and one line saying so."""
 
 
+# Set when SIGTERM arrived: what it raised may be swallowed on the way out (by a
+# library reporting the stop to a server that is gone), and the exit must still say so.
+terminated = threading.Event()
+
+
 def _terminate(signum: int, frame: object) -> None:
+    terminated.set()
     raise Terminated()
 
 

@@ -104,8 +104,9 @@ def test_sigterm_is_obeyed_within_seconds_when_the_server_is_gone(workdir, datas
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         server.stop()
-    assert took < 30, f"SIGTERM took {took:.0f}s"
-    assert proc.returncode in (2, 143) and "Traceback" not in stderr, stderr[-3000:]
+    assert took < 30, f"SIGTERM took {took:.0f}s"  # measured: 10 s (2 min 44 s before)
+    assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-3000:]
+    assert "stopped answering mid-run, and the run terminated (SIGTERM)" in stderr.strip().splitlines()[-1]
 
 
 def test_a_damaged_database_is_named_with_advice_that_fits(workdir, dataset, tmp_path):
