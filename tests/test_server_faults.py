@@ -36,51 +36,13 @@ def _epochs_done(last: Path) -> int:
         return 0
 
 
-def test_the_server_killed_during_epoch_two_ends_the_run_fast_and_a_rerun_resumes(workdir, dataset, tmp_path):
+def _kill_server_mid_run(workdir: Path, tmp_path: Path, then_sigterm: bool) -> tuple[subprocess.Popen, str, float]:
+    """A flow run against a real server, killed (SIGKILL, its whole session) after the
+    first epoch's checkpoint; with ``then_sigterm`` the run gets SIGTERM a second later.
+    Returns the run, its stderr, and the seconds from the kill (or the SIGTERM) to its end."""
+    from tests.helpers import write_dataset
+
     # Epochs long enough to kill the server inside one: 3,000 images of 28x28, a wide layer.
-    from tests.helpers import write_dataset
-
-    mirror = tmp_path / "big-mirror"
-    params = tiny_params(mirror, write_dataset(mirror, n_train=3000, n_test=200),
-                         model={"hidden": [256]}, train={"batch_size": 20, "stages": [{"epochs": 40, "lr": 0.1}]})
-    write_params(workdir / "params.yaml", params)
-    (tmp_path / "home").mkdir()
-    server = PrefectServer(tmp_path / "home").start()
-    proc = subprocess.Popen([*FLOW, "--run-dir", "run"], cwd=workdir, env=server.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        last = workdir / "run/checkpoints/last.pt"
-        deadline = time.monotonic() + 300
-        while _epochs_done(last) < 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        os.killpg(server.proc.pid, signal.SIGKILL)  # during epoch 2
-        killed = time.monotonic()
-        _, stderr = proc.communicate(timeout=240)
-        took = time.monotonic() - killed
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        server.stop()
-    assert "Traceback" not in stderr, stderr[-3000:]
-    if proc.returncode == 0:  # it finished without the API: its model and metrics are there
-        assert (workdir / "run/model.pt").exists() and (workdir / "run/metrics.json").exists()
-    else:
-        assert proc.returncode == 2
-        assert stderr.strip().splitlines()[-1].startswith("mnistflow: error: the Prefect API at ")
-        assert "stopped answering mid-run" in stderr and "rerun to resume" in stderr
-    assert took < 120, f"{took:.0f}s after the server died"
-    done = _epochs_done(last)
-    assert done >= 2  # the epoch that was running when the server died was finished and kept
-
-    with PrefectServer(tmp_path / "home") as again:  # the same database, started again
-        result = run([*FLOW, "--run-dir", "run"], workdir, again.env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"resuming stage 1 at epoch {done + 1} of 40" in result.stderr + result.stdout or done == 40
-
-
-def test_sigterm_is_obeyed_within_seconds_when_the_server_is_gone(workdir, dataset, tmp_path):
-    from tests.helpers import write_dataset
-
     mirror = tmp_path / "big-mirror"
     write_params(workdir / "params.yaml", tiny_params(mirror, write_dataset(mirror, n_train=3000, n_test=200),
                                                       model={"hidden": [256]},
@@ -90,20 +52,44 @@ def test_sigterm_is_obeyed_within_seconds_when_the_server_is_gone(workdir, datas
     proc = subprocess.Popen([*FLOW, "--run-dir", "run"], cwd=workdir, env=server.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        last = workdir / "run/checkpoints/last.pt"
         deadline = time.monotonic() + 300
-        while _epochs_done(last) < 1 and proc.poll() is None and time.monotonic() < deadline:
+        while _epochs_done(workdir / "run/checkpoints/last.pt") < 1 and proc.poll() is None \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
-        os.killpg(server.proc.pid, signal.SIGKILL)
-        time.sleep(1)
-        proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        _, stderr = proc.communicate(timeout=120)
-        took = time.monotonic() - sent
+        os.killpg(server.proc.pid, signal.SIGKILL)  # during epoch 2
+        if then_sigterm:
+            time.sleep(1)
+            proc.send_signal(signal.SIGTERM)
+        since = time.monotonic()
+        _, stderr = proc.communicate(timeout=240)
+        return proc, stderr, time.monotonic() - since
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         server.stop()
+
+
+def test_the_server_killed_during_epoch_two_ends_the_run_fast_and_a_rerun_resumes(workdir, dataset, tmp_path):
+    proc, stderr, took = _kill_server_mid_run(workdir, tmp_path, then_sigterm=False)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    if proc.returncode == 0:  # it finished without the API: its model and metrics are there
+        assert (workdir / "run/model.pt").exists() and (workdir / "run/metrics.json").exists()
+    else:
+        assert proc.returncode == 2
+        assert stderr.strip().splitlines()[-1].startswith("mnistflow: error: the Prefect API at ")
+        assert "stopped answering mid-run" in stderr and "rerun to resume" in stderr
+    assert took < 120, f"{took:.0f}s after the server died"  # measured: 40 s, every file written
+    done = _epochs_done(workdir / "run/checkpoints/last.pt")
+    assert done >= 2  # the epoch that was running when the server died was finished and kept
+
+    with PrefectServer(tmp_path / "home") as again:  # the same database, started again
+        result = run([*FLOW, "--run-dir", "run"], workdir, again.env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming stage 1 at epoch {done + 1} of 40" in result.stderr + result.stdout or done == 40
+
+
+def test_sigterm_is_obeyed_within_seconds_when_the_server_is_gone(workdir, dataset, tmp_path):
+    proc, stderr, took = _kill_server_mid_run(workdir, tmp_path, then_sigterm=True)
     assert took < 30, f"SIGTERM took {took:.0f}s"  # measured: 10 s (2 min 44 s before)
     assert proc.returncode == 143 and "Traceback" not in stderr, stderr[-3000:]
     assert "stopped answering mid-run, and the run terminated (SIGTERM)" in stderr.strip().splitlines()[-1]
