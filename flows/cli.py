@@ -20,7 +20,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.preflight import check_run_folder, preflight
-from tasks import api_unreachable
+from tasks import api_unreachable, exception_chain
 
 # Retries of each Prefect API call from a command-line run (Prefect's default is 5, a
 # minute of backoff per call once the server is gone).
@@ -109,11 +109,8 @@ def end_if_api_gone(exc: BaseException) -> None:
     url = PREFECT_API_URL.value()
     if isinstance(exc, MnistflowError) and not api_unreachable(exc) or not url or unreachable(url, 2.0) is None:
         return
-    chain, link = [], exc  # a signal may lie under the API error that reporting it raised
-    while link is not None and len(chain) < 20:
-        chain.append(link)
-        link = link.__cause__ or link.__context__
-    signal = next((e for e in chain if isinstance(e, (KeyboardInterrupt, TerminationSignal))), None)
+    # a signal may lie under the API error that reporting it raised
+    signal = next((e for e in exception_chain(exc) if isinstance(e, (KeyboardInterrupt, TerminationSignal))), None)
     sigterm = terminated.is_set() or isinstance(signal, (Terminated, TerminationSignal))
     stopped = "terminated (SIGTERM)" if sigterm else (
         "interrupted" if signal is not None else f"stopped ({type(exc).__name__}: {str(exc)[:120]})")

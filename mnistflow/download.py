@@ -233,11 +233,11 @@ def download(data: DataParams, data_root: Path, *, retries: int = 2, backoff: fl
                 f"could not get {FILE_NAMES[key]} for {data.dataset} from any mirror: "
                 + "; ".join(failures) + f". {_failure_hint(data, key, wrong)}", retryable=transient)
     # The files against each other, before the manifest that every later step needs.
-    check_dataset({key: directory / stored_name(key) for key in FILES})
+    shape = check_dataset({key: directory / stored_name(key) for key in FILES})
     if written != md5:  # an older one (with sizes and times) is rewritten too
         atomic.write_json(directory / MANIFEST, {key: md5[key] for key in FILES})
     _stamp(directory, md5, stamps)
-    return _dataset_files(data, directory, md5)
+    return _dataset_files(data, directory, md5, shape)
 
 
 def _read_manifest(directory: Path) -> dict:
@@ -255,12 +255,14 @@ def _md5s(manifest: dict) -> dict[str, str]:
     return {k: v.get("md5") if isinstance(v, dict) else v for k, v in manifest.items()}
 
 
-def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str]) -> DatasetFiles:
+def _dataset_files(data: DataParams, directory: Path, md5: dict[str, str],
+                   shape: DatasetShape | None = None) -> DatasetFiles:
+    """``shape``: the headers as the caller checked them; else they are checked here."""
     base = hashlib.sha256("".join(f"{key}:{md5[key]}\n" for key in FILES).encode()).hexdigest()
     paths = {key: str(directory / stored_name(key)) for key in FILES}
     increments = list_increments(directory)
     return DatasetFiles(data.dataset, str(directory), paths, md5, combined_digest(base, increments), increments,
-                        check_dataset(paths))
+                        shape or check_dataset(paths))
 
 
 def locate(data: DataParams, data_root: Path) -> DatasetFiles:

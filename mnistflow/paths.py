@@ -32,6 +32,13 @@ class RunPaths:
 
     dir: Path
 
+    @classmethod
+    def entry_names(cls) -> list[str]:
+        """The names of every file and folder a run folder holds (its properties' last parts)."""
+        run = cls(Path("run"))
+        return [getattr(run, name).name for name, value in vars(cls).items() if isinstance(value, property)
+                and getattr(run, name).parent == run.dir]
+
     @property
     def split(self) -> Path:
         return self.dir / "split.json"

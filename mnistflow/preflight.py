@@ -15,6 +15,7 @@ from .dataset_check import DatasetShape
 from .datasets import DATASETS
 from .errors import MnistflowError
 from .params import EVALUATION_CHUNK, DataParams, Params, cnn_shape_problem, cnn_sizes
+from .paths import RunPaths
 
 GIB = 2**30
 # Leave this share of what the device has for everything the estimate leaves out.
@@ -128,9 +129,7 @@ def check_fits_data(params: Params, device, dataset: DatasetShape) -> None:
 
 # What a run folder holds (mnistflow.paths.RunPaths, and a sweep trial's record): an
 # existing folder with none of these, but other files, is somebody else's folder.
-RUN_ENTRIES = frozenset({"split.json", "checkpoints", "model.pt", "training.json", "model.onnx", "export.json",
-                         "MODEL_CARD.md", "history.csv", "metrics.json", "evaluation.json", "profile.json",
-                         "predictions.csv", "plots", "trial.json", "run.lock"})
+RUN_ENTRIES = frozenset({*RunPaths.entry_names(), "trial.json"})
 
 
 def resolved(path: Path, argument: str) -> Path:
@@ -200,15 +199,11 @@ def check_data_root(data: DataParams, data_root: Path) -> None:
     writable(data_root)
 
 
-def preflight(params: Params, folders: list[Path], device, *, data_root: Path | None = None,
-              dataset: DatasetShape | None = None) -> None:
-    """Every check that needs no write, for the ``device`` the caller chose (a DeviceChoice):
-    ``folders`` must be writable, ``data_root`` able to take the dataset; with ``dataset``
-    (the headers, once downloaded) also the checks that need the data's sizes."""
-    if dataset is not None:
-        check_fits_data(params, device, dataset)
-    else:
-        check_memory(params, device)
+def preflight(params: Params, folders: list[Path], device, *, data_root: Path | None = None) -> None:
+    """Every check that needs no write and no data, for the ``device`` the caller chose (a
+    DeviceChoice): ``folders`` must be writable, ``data_root`` able to take the dataset.
+    What needs the data's headers is ``check_fits_data``'s, once it is downloaded."""
+    check_memory(params, device)
     for folder in folders:
         writable(folder)
     if data_root is not None:

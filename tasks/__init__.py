@@ -16,15 +16,20 @@ from mnistflow.errors import MnistflowError
 TASK_DEFAULTS = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
+def exception_chain(exc: BaseException | None, limit: int = 20) -> list[BaseException]:
+    """``exc`` and what caused it (or was being handled when it was raised), outermost first."""
+    chain = []
+    while exc is not None and len(chain) < limit:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def api_unreachable(exc: BaseException) -> bool:
     """Did ``exc`` (or what caused it) come from a Prefect API that stopped answering?"""
     import httpx
 
-    while exc is not None:
-        if isinstance(exc, httpx.TransportError) or "Failed to reach API" in str(exc):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(isinstance(e, httpx.TransportError) or "Failed to reach API" in str(e) for e in exception_chain(exc))
 
 
 def best_effort(what: str, call: Callable[[], Any]) -> Any:
