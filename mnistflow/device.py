@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -100,3 +100,33 @@ def configure_runtime(device: DeviceChoice, threads: int, precision: str = "floa
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
     return Runtime(device, threads, on_cuda, precision == "bf16" and on_cuda)
+
+
+def compile_mode(setting: bool | str, device: torch.device) -> str | None:
+    """The ``torch.compile`` mode ``train.compile`` asks for on ``device``; None: eager.
+
+    CUDA graphs exist on CUDA only, so ``reduce-overhead`` elsewhere is the default mode.
+    """
+    if setting is False:
+        return None
+    if setting == "reduce-overhead" and device.type == "cuda":
+        return "reduce-overhead"
+    return "default"
+
+
+def training_forward(model: torch.nn.Module, setting: bool | str, device: torch.device) -> Callable:
+    """The call training makes of ``model`` under ``train.compile``."""
+    mode = compile_mode(setting, device)
+    if mode is None:
+        return model
+    compiled = torch.compile(model, mode=mode)
+    if mode != "reduce-overhead":
+        return compiled
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        # A new step for the graph trees: the last step's outputs (its loss is
+        # already accumulated) may be overwritten by this replay.
+        torch.compiler.cudagraph_mark_step_begin()
+        return compiled(x)
+
+    return step

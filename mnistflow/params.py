@@ -42,6 +42,7 @@ DIGESTED = (
 )
 DIGESTED_UNLESS_DEFAULT: dict[str, Any] = {"model.padding": "valid", "model.convs_per_block": 1,
                                            "train.augment.flip": False, "train.init": "scratch",
+                                           "train.label_smoothing": 0.0, "train.ema": None, "model.test_flip": False,
                                            "train.warm_stages": [{"epochs": 2, "lr": 0.1, "schedule": "constant"}]}
 NOT_DIGESTED = ("data.mirrors", "device", "plot.dpi", "plot.width", "plot.height")
 
@@ -170,6 +171,9 @@ class ModelParams(_Section):
     # cnn only: convolutions per block before its pooling (2: VGG's pairs, which see
     # 5x5 through two 3x3s at less cost, and learn more per block).
     convs_per_block: int = Field(1, ge=1, le=3)
+    # cnn only: at test time (never in training) also classify each image mirrored
+    # left to right and average the two answers' logits. For garments, not digits.
+    test_flip: bool = False
 
 
 class OptimizerParams(_Section):
@@ -205,6 +209,11 @@ class TrainParams(_Section):
     )
     augment: AugmentParams = AugmentParams()
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    # Spread this much of each target's probability over all classes (Szegedy et al. 2016).
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    # Validate and keep an exponential moving average of the weights, of this decay
+    # (0.99 to 0.9999; ramped up from 0.1 over the first steps); None: the weights as trained.
+    ema: float | None = Field(None, gt=0.0, lt=1.0)
     # Pinned because float reductions depend on the thread count: the flow and
     # `dvc repro` must produce byte-identical outputs. One thread is also the
     # fastest for a 784-32-10 MLP on a small CPU (see bench/).
@@ -212,7 +221,9 @@ class TrainParams(_Section):
     # CUDA only (ignored elsewhere): bf16 autocast for the forward pass.
     precision: Literal["float32", "bf16"] = "float32"
     # torch.compile the network: pays off only for long runs (docs/performance.md).
-    compile: bool = False
+    # reduce-overhead: on CUDA, also replay each step's kernels as a CUDA graph (small
+    # batches are launch-bound there); elsewhere the same as true.
+    compile: bool | Literal["reduce-overhead"] = False
     # scratch: a new network from train.seed, for train.stages. champion: fine-tune
     # the registry's champion (the retrain flow hands it over) for train.warm_stages;
     # with no champion yet, the run trains from scratch.

@@ -30,7 +30,7 @@ from models import Network, build_model
 from . import atomic
 from .checkpoints import load_checkpoint, load_model, save_checkpoint, save_model
 from .code import running_code_digest
-from .device import DeviceChoice, Runtime
+from .device import DeviceChoice, Runtime, training_forward
 from .errors import MnistflowError, NonFiniteLossError
 from .params import ModelParams, Params, cnn_shape_problem
 from .paths import RunPaths
@@ -38,6 +38,7 @@ from .scoring import evaluate_tensors
 from .session import Session
 from .download import DatasetFiles
 from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift
+from .weight_average import WeightAverage
 
 log = logging.getLogger("mnistflow.train")
 
@@ -196,17 +197,19 @@ def quiet(report: EpochReport) -> None:
 
 def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceData, params: Params,
                 seed: int, lr_at: Callable[[int], float], forward: Callable | None = None,
-                autocast: bool = False) -> tuple[float, float]:
+                autocast: bool = False, average: WeightAverage | None = None) -> tuple[float, float]:
     """One pass over the training tensors; returns (mean loss, the last step's lr).
 
     ``forward`` is the model's call, or its compiled form (``train.compile``);
-    ``autocast``, the runtime's bf16 choice (``Runtime.autocast_bf16``).
+    ``autocast``, the runtime's bf16 choice (``Runtime.autocast_bf16``);
+    ``average``, the moving average of the weights (``train.ema``), updated every step.
     """
     model.train()
     train, forward = data.train, forward or model
     torch.manual_seed(seed)  # dropout draws from the global generator
     augment_rng = torch.Generator(device=train.x.device).manual_seed(seed + 1)
     max_shift, flip, max_norm = params.train.augment.max_shift, params.train.augment.flip, params.model.max_norm
+    smoothing = params.train.label_smoothing
     background = (0.0 - data.mean) / data.std
     loss_sum = torch.zeros((), device=train.x.device)
     for step, (x, y) in enumerate(batches(train, params.train.batch_size, shuffle_seed=seed)):
@@ -218,12 +221,14 @@ def train_epoch(model: Network, optimizer: torch.optim.Optimizer, data: DeviceDa
         if flip:
             x = random_flip(x, augment_rng, data.shape)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            loss = F.cross_entropy(forward(x).float(), y)
+            loss = F.cross_entropy(forward(x).float(), y, label_smoothing=smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if max_norm is not None:
             model.apply_max_norm(max_norm)
+        if average is not None:
+            average.update(model)
         # Accumulate on the device: no host sync (.item()) inside the hot loop.
         loss_sum.add_(loss.detach(), alpha=len(y))
     return loss_sum.item() / len(train), lr
@@ -241,8 +246,11 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
               "activation": model.activation, "dropout": model.dropout}
     if model.kind == "mlp":
         return common
+    # test_flip only where it is on: files without it (all before it) rebuild, and warm-start, as they were.
+    flip = {"test_flip": True} if model.test_flip else {}
     return {**common, "channels": list(model.channels), "kernels": list(model.kernels),
-            "batch_norm": model.batch_norm, "padding": model.padding, "convs_per_block": model.convs_per_block}
+            "batch_norm": model.batch_norm, "padding": model.padding, "convs_per_block": model.convs_per_block,
+            **flip}
 
 
 def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
@@ -269,6 +277,11 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
         history, done = list(state["history"]), int(state["completed_epochs"])
     elif warm_start is not None:
         model.load_state_dict(_warm_weights(warm_start, arch))
+    average = WeightAverage(model, params.train.ema) if params.train.ema else None
+    if average is not None and state is not None:
+        _load_state(average.model, state.get("ema", {}).get("weights"), paths.last_checkpoint)
+        average.updates = int(state["ema"]["updates"])
+    evaluated = average.model if average is not None else model  # what validates, and what model.pt holds
     if done < span.first_epoch:
         raise MnistflowError(
             f"stage {stage_index + 1} cannot start: the checkpoint has {done} of the "
@@ -286,7 +299,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
         optimizer = build_optimizer(params, model)
         if state is not None:
             _load_state(optimizer, state.get("optimizer"), paths.last_checkpoint)
-        forward = torch.compile(model) if params.train.compile else model
+        forward = training_forward(model, params.train.compile, device)
     steps = math.ceil(len(data.train) / params.train.batch_size)
     for epoch in epochs:
         started = time.perf_counter()
@@ -295,7 +308,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
         train_loss, lr = train_epoch(
             model, optimizer, data, params, epoch_seed(params.train.seed, epoch),
             lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps),
-            forward, runtime.autocast_bf16)
+            forward, runtime.autocast_bf16, average)
         if not math.isfinite(train_loss):
             kept = (f"the checkpoint of epoch {history[-1]['epoch']}, the last good one, is kept" if history
                     else "no epoch had finished, so nothing was written")
@@ -303,7 +316,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
                 f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
                 f"(lr {stage.lr} too high?); {kept}"
             )
-        val_loss, val_accuracy, _ = evaluate_tensors(model, data.val)
+        val_loss, val_accuracy, _ = evaluate_tensors(evaluated, data.val)
         row = {"epoch": epoch + 1, "stage": stage_index + 1, "stage_epoch": stage_epoch + 1,
                "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
         history.append(row)
@@ -313,7 +326,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             optimizer=optimizer.state_dict(),
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
             history=history, params_digest=params.digest(), data_digest=data_digest, code_digest=running_code_digest(),
-            **started_from,
+            **started_from, **({"ema": average.state()} if average is not None else {}),
         )
         _write_history(paths.history, history)
         on_epoch(EpochReport(epoch=epoch + 1, total_epochs=spans[-1].end_epoch, stage=stage_index + 1,
@@ -326,7 +339,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             raise MnistflowError(f"{paths.last_checkpoint}: has no training history")
         _write_history(paths.history, history)
         save_model(
-            paths.model, model, architecture=arch,
+            paths.model, evaluated, architecture=arch,
             input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
             dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
             epochs=spans[-1].end_epoch, device=str(device), device_reason=runtime.device.reason,

@@ -9,7 +9,8 @@ model file, so that a file rebuilds its own network whatever the params say now:
      "convs_per_block": 1}
 
 Model files written before the CNN existed have neither ``kind`` nor
-``input_shape``: they are 28x28 MLPs. CNN files without ``padding`` are "valid".
+``input_shape``: they are 28x28 MLPs. CNN files without ``padding`` are "valid";
+without ``test_flip``, false (a file records it only where it is true).
 """
 
 from .checkpoint import CheckpointError

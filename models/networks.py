@@ -22,7 +22,8 @@ def network(architecture: dict[str, Any]) -> Network:
         return CNN(list(architecture["channels"]), list(architecture["kernels"]), list(architecture["hidden"]),
                    batch_norm=architecture.get("batch_norm", False), input_shape=shape,
                    padding=architecture.get("padding", "valid"),
-                   convs_per_block=architecture.get("convs_per_block", 1), **common)
+                   convs_per_block=architecture.get("convs_per_block", 1),
+                   test_flip=architecture.get("test_flip", False), **common)
     raise ValueError(f"unknown network kind {kind!r}")
 
 
