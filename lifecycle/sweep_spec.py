@@ -34,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
-from mnistflow.params import Params, describe_all, quote, read_yaml, validate
+from mnistflow.params import Params, describe_all, quote, validate
+from mnistflow.yaml_file import read_yaml
 
 # A validation metric and whether larger is better. Test metrics never pick a winner.
 SELECTABLE = {"val_accuracy": True, "val_loss": False}

@@ -20,11 +20,16 @@ from tests.helpers import custom_dir, REPO, tiny_params
 from tests.test_cnn import CNN_MODEL, CNN_TRAIN
 
 
-@pytest.fixture(params=["mlp", "cnn"])
+NETWORKS = {"mlp": {}, "cnn": {"model": {**CNN_MODEL, "padding": "same", "batch_norm": True}, "train": CNN_TRAIN},
+            # test-time mirroring is part of the network, so the ONNX file must do it too
+            "cnn-test-flip": {"model": {**CNN_MODEL, "padding": "same", "test_flip": True},
+                              "train": {**CNN_TRAIN, "ema": 0.9, "label_smoothing": 0.1}}}
+
+
+@pytest.fixture(params=list(NETWORKS))
 def trained(request, dataset, workdir) -> tuple[RunPaths, object]:
     directory, checksums = dataset
-    network = {"model": {**CNN_MODEL, "padding": "same", "batch_norm": True}, "train": CNN_TRAIN} \
-        if request.param == "cnn" else {}
+    network = NETWORKS[request.param]
     params = validate(tiny_params(directory, checksums, **network))
     return run_stages(params, workdir / "data", RunPaths(workdir / "outputs")), params
 

@@ -17,7 +17,8 @@ import yaml
 
 from lifecycle.sweep_spec import MAX_TRIALS, expand, load_spec
 from mnistflow.errors import MnistflowError
-from mnistflow.params import MAX_YAML_BYTES, load_params, validate
+from mnistflow.params import load_params, validate
+from mnistflow.yaml_file import MAX_YAML_BYTES
 from tests.helpers import run
 
 LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
