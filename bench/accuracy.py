@@ -1,10 +1,10 @@
 """A preset's accuracy as a distribution over seeds, and its training time against the original recipe's.
 
-    python -m bench.accuracy PRESET [--seeds N] [--no-baseline] [--dataset fashion-mnist]
+    python -m bench.accuracy PRESET [--seeds N] [--first-seed K] [--no-baseline] [--dataset fashion-mnist]
 
 PRESET is a name under presets/ (``cnn-fast``) or a params file. It trains the
 preset N times (default 5) one after another in this process, with
-``train.seed`` 0..N-1: each seed moves the initialisation, the batch order and
+``train.seed`` 0..N-1 (K..K+N-1: a long preset's seeds can be run in parts): each seed moves the initialisation, the batch order and
 the augmentation; the data split (``data.seed``) stays. The data comes through
 the pipeline's own mirror settings (MNISTFLOW_MIRROR, MNISTFLOW_MIRROR_ROOT or
 the preset's data.mirrors), is verified once, and is on the device for every
@@ -56,15 +56,15 @@ def summary(values: list[float]) -> dict[str, float]:
             "min": min(values), "max": max(values)}
 
 
-def over_seeds(params, files, work: Path, seeds: int, base: float | None = None) -> list[dict]:
-    """Train ``params`` with train.seed 0..seeds-1, one run folder each under ``work``;
+def over_seeds(params, files, work: Path, seeds: int, base: float | None = None, first: int = 0) -> list[dict]:
+    """Train ``params`` with train.seed first..first+seeds-1, one run folder each under ``work``;
     prints a line per seed and returns its row."""
     from bench.ours import time_training
     from mnistflow.evaluate import evaluate
     from mnistflow.paths import RunPaths
 
     rows = []
-    for seed in range(seeds):
+    for seed in range(first, first + seeds):
         run = with_seed(params, seed)
         paths = RunPaths(work / f"seed-{seed}")
         seconds, session = time_training(run, files, paths)
@@ -97,6 +97,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="the first train.seed (default 0)")
     parser.add_argument("--no-baseline", action="store_true", help="skip timing the original recipe")
     parser.add_argument("--dataset", default=None, help="train the preset on another named dataset")
     args = parser.parse_args()
@@ -113,7 +114,7 @@ def main() -> None:
             mnist = files if params.data.dataset == "mnist" else download(DataParams(), work / "data")
             base = baseline_seconds(Path(mnist.directory))
             print(f"baseline (the original recipe): {base:.2f} s of training", flush=True)
-        rows = over_seeds(params, files, work, args.seeds, base)
+        rows = over_seeds(params, files, work, args.seeds, base, args.first_seed)
     report(args.preset, params, rows, base)
 
 

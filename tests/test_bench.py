@@ -28,6 +28,7 @@ def test_over_seeds_trains_each_seed_once_and_reports_their_spread(workdir, data
     assert record["ratio"] == record["train_seconds"]["mean"] / 2.0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 5 and lines[0].startswith("seed 0: test ") and json.loads(lines[-1]) == record
+    assert [r["seed"] for r in over_seeds(params, files, workdir / "later", 1, first=5)] == [5]  # a run in parts
 
 
 def test_the_gpu_check_imports_and_names_its_cuda_graph_variants():
