@@ -112,12 +112,19 @@ def check(model: bytes, predictor: Predictor, images: np.ndarray) -> dict[str, A
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     agree, largest = 0, 0.0
-    for start in range(0, len(images), CHECK_CHUNK):
-        pixels = (images[start:start + CHECK_CHUNK].astype(np.float32) / 255.0)[:, None]
-        ours = session.run([OUTPUT], {INPUT: pixels})[0]
-        theirs = predictor.logits(pixels).numpy()
-        agree += int((ours.argmax(1) == theirs.argmax(1)).sum())
-        largest = max(largest, float(np.abs(ours - theirs).max()))
+    # PyTorch on one thread too: the flow's process and a DVC stage's pin different
+    # thread counts, and the gap recorded in the card must be the same from either.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for start in range(0, len(images), CHECK_CHUNK):
+            pixels = (images[start:start + CHECK_CHUNK].astype(np.float32) / 255.0)[:, None]
+            ours = session.run([OUTPUT], {INPUT: pixels})[0]
+            theirs = predictor.logits(pixels).numpy()
+            agree += int((ours.argmax(1) == theirs.argmax(1)).sum())
+            largest = max(largest, float(np.abs(ours - theirs).max()))
+    finally:
+        torch.set_num_threads(threads)
     passed = agree == len(images) and largest <= TOLERANCE
     return {"images": len(images), "argmax_agreement": agree / len(images), "max_abs_logit_diff": largest,
             "tolerance": TOLERANCE, "passed": passed, "onnxruntime": onnxruntime.__version__}
