@@ -4,8 +4,9 @@
 
 PRESET is a name under presets/ (``cnn-fast``) or a params file. It trains the
 preset N times (default 5) one after another in this process, with
-``train.seed`` 0..N-1 (K..K+N-1: a long preset's seeds can be run in parts): each seed moves the initialisation, the batch order and
-the augmentation; the data split (``data.seed``) stays. The data comes through
+``train.seed`` 0..N-1 (K..K+N-1 with --first-seed K, so that a long preset's
+seeds can be run in parts): each seed moves the initialisation, the batch
+order and the augmentation; the data split (``data.seed``) stays. The data comes through
 the pipeline's own mirror settings (MNISTFLOW_MIRROR, MNISTFLOW_MIRROR_ROOT or
 the preset's data.mirrors), is verified once, and is on the device for every
 seed; each seed's time is its epochs alone, as ``bench.ours`` times them.

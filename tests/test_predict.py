@@ -87,9 +87,10 @@ def test_cli_on_idx_matches_pytorch_exactly_and_prints_a_line_per_image(mnist_ru
 
 
 def test_jpeg_scans_of_any_size_are_read(mnist_run, test_images, tmp_path):
-    in_pytorch = Predictor.load(mnist_run.model).probabilities(test_images[:60] / 255.0).argmax(1)
+    digits = test_images[:60]  # enough that one digit near a class boundary moves the share by under 2 points
+    in_pytorch = Predictor.load(mnist_run.model).probabilities(digits / 255.0).argmax(1)
     jpegs = []
-    for i, image in enumerate(test_images[:60]):
+    for i, image in enumerate(digits):
         jpegs.append(tmp_path / f"scan-{i}.jpg")
         scan = Image.fromarray(255 - image).resize((90 + i, 120), Image.Resampling.BILINEAR).convert("RGB")
         scan.save(jpegs[-1], quality=90)
