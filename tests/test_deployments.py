@@ -159,12 +159,10 @@ def test_retraining_promotes_then_skips_then_keeps_a_better_champion(project):
     assert dvc(project.repo, "status", "-c").returncode == 0  # pushed: the remote has it all
     champion = (registry / "champion/model.pt").read_bytes()
 
-    started = time.monotonic()
     project.deployment_run("mnist-retraining/retrain")
     record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
     assert record["trained"] is False and "unchanged since the champion" in record["reason"]
     assert "unchanged since the champion" in project.logs(project.last_run("retrain")["id"], expect="unchanged")
-    assert time.monotonic() - started < 60
 
     # A worse challenger (one short epoch at a tiny learning rate) must not be promoted.
     good = (project.repo / "params.yaml").read_text()

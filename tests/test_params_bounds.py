@@ -31,7 +31,7 @@ def _refused(path: Path) -> str:
     started = time.monotonic()
     with pytest.raises(MnistflowError) as info:
         load_params(path)
-    assert time.monotonic() - started < 5  # bounded work: these once hung for a minute
+    assert time.monotonic() - started < 30  # a guard, not a timing: these once hung for a minute
     message = str(info.value)
     assert "\n" not in message and len(message) < 1000, message
     return message
