@@ -102,7 +102,7 @@ def main(mirror: str) -> None:
                       f"({'OK: none per batch' if syncs < steps // 10 else 'TOO MANY: a per-batch sync'})")
                 for variant in VARIANTS.get(name, ()):
                     print(json.dumps(run(name, "cuda", params, files, paths, **variant)), flush=True)
-            if name != "cnn-best":  # cnn-best on a CPU takes minutes: bench.speed has it
+            if name != "cnn-best":  # a GPU session's minutes are few; bench.speed times cnn-best on a CPU
                 cpu[name] = run(name, "cpu", params, files, paths)
                 print(json.dumps(cpu[name]), flush=True)
     for name in gpu.keys() & cpu.keys():
