@@ -36,7 +36,7 @@ def fingerprint(data_digest: str, params: Params) -> dict[str, str]:
 
 
 def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
-    """The champion's record, after checking that its model.pt is the one promoted.
+    """The champion's record, after checking that its model.pt (and every file it records) is the one promoted.
 
     A champion replaced or damaged behind the registry's back stops the run: it
     is not quietly judged, kept in service, or overwritten.
@@ -48,17 +48,20 @@ def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except ValueError:
         raise MnistflowError(f"{path}: not valid JSON; restore it or delete {registry.champion}") from None
-    recorded = record.get("model_sha256")
-    if recorded is not None:
-        model = registry.champion_model
-        if not model.exists():
+    # Every file the record names (model.pt always; all of them since promotions record each).
+    expected = {**(record.get("files") or {}), "model.pt": record.get("model_sha256")}
+    for name, recorded in sorted(expected.items(), key=lambda item: item[0] != "model.pt"):
+        if recorded is None:
+            continue
+        file = registry.champion / name
+        if not file.exists():
             raise MnistflowError(
-                f"{model}: missing, though {path} records a champion (sha256 {recorded}): the champion was deleted. "
+                f"{file}: missing, though {path} records it (sha256 {recorded}): the champion was deleted. "
                 f"Restore it, or delete {registry.champion} to start without one")
-        actual = atomic.sha256_of(model)
+        actual = atomic.sha256_of(file)
         if actual != recorded:
             raise MnistflowError(
-                f"{model}: sha256 {actual} is not the {recorded} recorded in {path} at promotion: the champion "
+                f"{file}: sha256 {actual} is not the {recorded} recorded in {path} at promotion: the champion "
                 f"was replaced or damaged. Restore it, or delete {registry.champion} to start without one")
     return record
 
@@ -101,9 +104,9 @@ def judge(challenger_model: Path, registry: RegistryPaths, data: DeviceData, mar
 
 def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> Path:
     """Keep the run's model as the next numbered version (lifecycle.versions), then
-    install it as champion. model.pt goes last, atomically, so a reader sees the
-    old champion or the new one, never a mix; its sha256 goes in the record,
-    checked on every later run."""
+    install it as champion in one switch (lifecycle.install), so a reader sees the
+    old champion or the new one, never a mix; every file's sha256 goes in the
+    record, checked on every later run."""
     versions.keep_unversioned_champion(registry)
     model = run.model.read_bytes()
     files = {"metrics.json": run.metrics.read_bytes(), "evaluation.json": run.evaluation.read_bytes(),
@@ -112,7 +115,8 @@ def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> P
     for source, name in ((run.onnx, "model.onnx"), (run.card, "MODEL_CARD.md"), (run.profile, "profile.json")):
         if source.exists():
             files[name] = source.read_bytes()
-    record = {**record, "model_sha256": hashlib.sha256(model).hexdigest()}
+    record = {**record, "model_sha256": hashlib.sha256(model).hexdigest(),
+              "files": {name: hashlib.sha256(blob).hexdigest() for name, blob in sorted(files.items())}}
     number = versions.keep_version(registry, files, record)
     versions.install(registry, number, {**record, "version": number})
     return registry.champion_model

@@ -3,10 +3,10 @@
 Every promotion first keeps the new champion as ``<registry>/versions/<N>/``
 (model, ONNX file, model card, metrics, evaluation and record), written whole
 in a scratch folder and renamed in, and then installs it as
-``<registry>/champion/``. A champion promoted before versions existed is kept
-as a version before it is replaced. A rollback installs an earlier version the
-same way, model.pt last and atomically, so the service switches at its next
-request, and records why, by whom and from which version.
+``<registry>/champion/``, all its files at once (lifecycle.install). A champion
+promoted before versions existed is kept as a version before it is replaced. A
+rollback installs an earlier version the same way, so the service switches at
+its next request, and records why, by whom and from which version.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from mnistflow import atomic
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import RegistryPaths
 
-# What a version (and the champion) holds, model.pt last: a reader that sees the
-# new model.pt finds its card, ONNX file and metrics already beside it.
+from .install import install_files
+
+# What a version (and the champion) holds.
 FILES = ("metrics.json", "evaluation.json", "profile.json", "model.onnx", "MODEL_CARD.md", "record.json",
          "model.pt")
 
@@ -86,16 +87,11 @@ def keep_unversioned_champion(registry: RegistryPaths) -> None:
 
 
 def install(registry: RegistryPaths, number: int, record: dict[str, Any]) -> None:
-    """Make version ``number`` the champion: its files, ``record`` as the champion's, model.pt last."""
+    """Make version ``number`` the champion, with ``record`` as the champion's record: all
+    its files switch at once (lifecycle.install), never the old champion's beside the new one."""
     folder = versions_dir(registry) / str(number)
-    for name in FILES[:-1]:
-        if name == "record.json":
-            atomic.write_json(registry.champion_record, record)
-        elif (folder / name).exists():
-            atomic.write_bytes(registry.champion / name, (folder / name).read_bytes())
-        else:
-            (registry.champion / name).unlink(missing_ok=True)  # never the old champion's beside the new one
-    atomic.write_bytes(registry.champion_model, (folder / "model.pt").read_bytes())
+    files = {name: folder / name for name in FILES if name != "record.json" and (folder / name).exists()}
+    install_files(registry, number, files, record)
 
 
 def list_versions(registry: RegistryPaths) -> list[dict[str, Any]]:

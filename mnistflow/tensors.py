@@ -59,11 +59,20 @@ def batches(tensors: LabelledTensors, batch_size: int, *, shuffle_seed: int | No
         return
     generator = torch.Generator(device=x.device).manual_seed(shuffle_seed)
     order = torch.randperm(len(y), generator=generator, device=x.device)
+    # ceil(n / batch_size) batches of near-equal size (they differ by one image at most),
+    # not full batches and a remainder: the loss is a mean over the batch, so a last
+    # batch of one image takes a full step on that image alone. At lr 0.5 that one
+    # step sent a 784-32-10 network to "8" for every digit (48,801 images: 9.74% test).
+    # Sizes that batch_size divides give exactly the batches of before.
     # A gather per batch, not a permuted copy of the whole split per epoch: on a
     # CPU the 150 MB copy cost a third of the epoch (page faults, cache misses).
-    for start in range(0, len(y), batch_size):
-        index = order[start:start + batch_size]
+    for index in order.tensor_split(training_steps(len(y), batch_size)):
         yield x.index_select(0, index), y.index_select(0, index)
+
+
+def training_steps(images: int, batch_size: int) -> int:
+    """Batches (optimizer steps) in one epoch over ``images`` training images."""
+    return -(-images // batch_size)
 
 
 def to_device_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device,

@@ -37,7 +37,7 @@ from .paths import RunPaths
 from .scoring import evaluate_tensors
 from .session import Session
 from .download import DatasetFiles
-from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift
+from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift, training_steps
 from .weight_average import WeightAverage
 
 log = logging.getLogger("mnistflow.train")
@@ -300,7 +300,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
         if state is not None:
             _load_state(optimizer, state.get("optimizer"), paths.last_checkpoint)
         forward = training_forward(model, params.train.compile, device)
-    steps = math.ceil(len(data.train) / params.train.batch_size)
+    steps = training_steps(len(data.train), params.train.batch_size)
     for epoch in epochs:
         started = time.perf_counter()
         stage_epoch = epoch - span.first_epoch
