@@ -1,6 +1,8 @@
 """Intake: new labelled images, checked, become one increment of the dataset.
 
     python -m flows.intake SOURCE... [--inbox] [--params params.yaml] [--data-root data]
+    python -m flows.intake --review [--reviewer NAME --accept ID ... --reject ID ...]
+    python -m flows.intake --retract INCREMENT | --retract-client CLIENT --reason "..."
 
 A SOURCE is a folder of class folders (``3/``, ``7/``, or the class names) of
 pictures in any format, size or colour; a CSV of ``path,label``; or an IDX
@@ -19,19 +21,22 @@ flow then emits the Prefect event ``mnistflow.data.added``, on which the
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.events import emit_event
-
 from flows.cli import run_flow_command
+from flows.events import emit_data_added
+from flows.review import apply_review, await_review
 from flows.pipeline import resolve_params
 from lifecycle import registry
-from lifecycle.intake import IntakeReport, dataset_shape, take_from_inbox
+from lifecycle.intake import Screening, dataset_shape, take_from_inbox
 from lifecycle.intake_sources import Limits
+from lifecycle.trust import TrustPolicy, champion_threshold
+from mnistflow.inference import Predictor
 from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params, load_params
@@ -39,24 +44,13 @@ from mnistflow.paths import RegistryPaths, roots
 from tasks.download import download_task
 from tasks.intake import gate_and_write_task, read_sources_task
 
-EVENT = "mnistflow.data.added"
-
-
-def dataset_resource(dataset: str) -> str:
-    return f"mnistflow.dataset.{dataset}"
-
-
-def emit_data_added(report: IntakeReport) -> None:
-    """The event the retrain deployment's trigger waits for (prefect.yaml)."""
-    emit_event(event=EVENT, resource={"prefect.resource.id": dataset_resource(report.dataset),
-                                      "prefect.resource.name": report.dataset},
-               payload={"increment": report.increment, "count": report.accepted, "classes": report.histogram})
-
-
 @flow(name="mnist-intake", log_prints=True)
 def intake(sources: list[str], inbox: bool = False, params: Params | None = None,
            params_file: str = "params.yaml", data_root: Path | None = None,
-           registry_dir: Path | None = None, max_items: int = Limits.items) -> dict[str, Any]:
+           registry_dir: Path | None = None, max_items: int = Limits.items,
+           min_label_probability: float | None = None,
+           client_share: float = TrustPolicy.client_share, client_cap: int = TrustPolicy.client_cap,
+           review_timeout: int = 0) -> dict[str, Any]:
     """Check new labelled images and add the accepted ones to the dataset as one increment.
 
     Args:
@@ -67,6 +61,13 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
         data_root: where verified datasets live (default: $MNISTFLOW_DATA_ROOT or data/).
         registry_dir: where the inbox is (default: $MNISTFLOW_REGISTRY or registry/).
         max_items: items one intake reads at most; a larger batch is refused whole.
+        min_label_probability: quarantine an item whose claimed label the champion gives less
+            than this probability (default: the champion's calibrated threshold, lifecycle/trust.py;
+            0: quarantine nothing).
+        client_share: the most of the items added since the champion that one feedback client supplies.
+        client_cap: the most items one feedback client adds between two champions.
+        review_timeout: seconds to pause for a person's review of quarantined items (0: do not
+            pause; review later with python -m flows.intake --review).
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -78,20 +79,46 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
     candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
                                    Limits(items=max_items), inbox_dir)
+    policy = TrustPolicy(min_label_probability, client_share, client_cap)
     report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
-                                 + ([str(inbox_dir)] if inbox_dir else []), registry.now())
+                                 + ([str(inbox_dir)] if inbox_dir else []), registry.now(),
+                                 screening(params, RegistryPaths(where.registry), policy))
     if inbox_dir is not None:
-        taken = take_from_inbox(inbox_dir, candidates, report.increment or "refused-" + registry.now().replace(":", ""))
+        taken = take_from_inbox(inbox_dir, candidates, report.increment or "refused-" + registry.now().replace(":", ""),
+                                report.waiting)
         if taken is not None:
             logger.info("inbox items read moved to %s", taken)
-    for refusal in report.refused:
-        logger.warning("refused %s: %s", refusal["origin"], refusal["reason"])
-    create_table_artifact(key="intake-refused", table=report.refused or [{"origin": "-", "reason": "none refused"}],
-                          description=f"Refused items of this intake: {report.summary()}")
+    for kind, items in (("refused", report.refused), ("quarantined", report.quarantined), ("waits", report.waiting)):
+        for item in items:
+            logger.warning("%s %s: %s", kind, item["origin"], item["reason"])
+        create_table_artifact(key=f"intake-{kind}", description=f"{kind.capitalize()} items of this intake: "
+                              f"{report.summary()}", table=[{k: str(v) for k, v in item.items()} for item in items]
+                              or [{"origin": "-", "reason": f"none {kind}"}])
+    if report.note:
+        logger.info("%s", report.note)
     logger.info("%s", report.summary())
     if report.increment:
-        emit_data_added(report)
-    return asdict(report)
+        emit_data_added(report.dataset, report.increment, report.accepted, report.histogram)
+    result = asdict(report)
+    if report.quarantined and review_timeout > 0:
+        decision = await_review(report.quarantined, where.data, report.dataset, review_timeout)
+        result["review"] = decision and apply_review(decision, params, where.data)
+    return result
+
+
+def screening(params: Params, registry_paths: RegistryPaths, policy: TrustPolicy) -> Screening:
+    """The champion that scores new labels (checked whole by read_champion), if it knows this dataset's classes."""
+    champion = registry.read_champion(registry_paths)
+    predictor = Predictor.load(registry_paths.champion_model) if champion else None
+    if predictor is not None and predictor.labels != class_labels(params.data.dataset):
+        get_run_logger().warning("the champion's classes are not %s's: no label is scored", params.data.dataset)
+        predictor = None
+    evaluation = json.loads(registry_paths.champion_evaluation.read_text()) if predictor else {}
+    threshold = champion_threshold(evaluation, policy)
+    if predictor is not None:
+        get_run_logger().info("labels scored by the champion (version %s); quarantined under %.3g",
+                              champion.get("version"), threshold)
+    return Screening(predictor, threshold, tuple((champion or {}).get("increments") or ()), policy)
 
 
 def _summary(result: dict[str, Any], link: str) -> str:
@@ -103,6 +130,17 @@ def _summary(result: dict[str, Any], link: str) -> str:
 
 
 def main() -> None:
+    import sys
+
+    words = {a.split("=")[0] for a in sys.argv[1:]}
+    if words & {"--retract", "--retract-client"}:
+        from flows.retract import main as retract_main
+
+        return retract_main()
+    if "--review" in words:
+        from flows.review import main as review_main
+
+        return review_main()
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("sources", nargs="*", type=Path, help="folders, CSVs or IDX images files")
         parser.add_argument("--inbox", action="store_true", help="also take the service's feedback inbox")

@@ -9,7 +9,7 @@ workspace, promotes it when it is at least the champion's accuracy plus
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,25 @@ from tasks.judge import judge_task
 from tasks.promote import promote_task
 from tasks.record import record_task
 from tasks.version import version_task
+
+
+# A challenger that disagrees with most of the labels it was just given is held for a
+# person's review, whatever its test accuracy: the poisoned challenger of issue 34 scored
+# 95.66% on the test set (promoted) and 6.5% on the new items' held-out part.
+MIN_RECENT_ACCURACY = 0.3
+
+
+def held_for_review(decision: registry.Decision, metrics: dict[str, Any] | None,
+                    min_recent_accuracy: float) -> registry.Decision:
+    """The judge's decision, unless the challenger fails the new data ("recent": the
+    increments' validation part, which it never trained on)."""
+    recent = ((metrics or {}).get("recent") or {}).get("accuracy")
+    if not decision.promote or recent is None or recent >= min_recent_accuracy:
+        return decision
+    return replace(decision, promote=False, reason=(
+        f"held for review: the challenger agrees with {recent:.2%} of the new items' held-out labels, under "
+        f"min_recent_accuracy {min_recent_accuracy:.0%} (its test accuracy: {decision.reason}); check the "
+        "latest increments (python -m flows.intake --retract ...), or retrain with a lower min_recent_accuracy"))
 
 
 @dataclass(frozen=True)
@@ -44,10 +63,11 @@ def new_record(params: Params, files: DatasetFiles, source: str) -> dict[str, An
 def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, registry_paths: RegistryPaths,
                       data: DeviceData, margin: float, dvc: DvcVersioning | None = None,
                       metrics: dict[str, Any] | None = None,
-                      before_promotion: Callable[[], object] | None = None) -> registry.Decision:
+                      before_promotion: Callable[[], object] | None = None,
+                      min_recent_accuracy: float = MIN_RECENT_ACCURACY) -> registry.Decision:
     """Judge, version, promote (after ``before_promotion``: a sweep's winner gets its ONNX
     file and model card only then), and record. Returns the decision."""
-    decision = judge_task(paths.model, registry_paths, data, margin)
+    decision = held_for_review(judge_task(paths.model, registry_paths, data, margin), metrics, min_recent_accuracy)
     get_run_logger().info("%s: %s", "promote" if decision.promote else "keep the champion", decision.reason)
     record.update(trained=True, promoted=decision.promote, reason=decision.reason,
                   challenger_test_accuracy=decision.challenger_accuracy,

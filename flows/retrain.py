@@ -31,8 +31,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
-from flows.promotion import DvcVersioning, judge_and_promote, new_record
-from lifecycle import registry
+from flows.promotion import MIN_RECENT_ACCURACY, DvcVersioning, judge_and_promote, new_record
+from lifecycle import registry, versions
+from lifecycle.retraction import learned_increments
 from mnistflow.device import DeviceChoice
 from mnistflow.download import DatasetFiles, dataset_dir
 from mnistflow.params import Params
@@ -49,7 +50,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                run_dir: Path = DEFAULT_RUN_DIR, data_root: Path | None = None,
                registry_dir: Path | None = None, device: DeviceChoice | None = None,
                from_scratch: bool = False, min_new_items: int = 0, stale_after_days: float = 14.0,
-               trigger: dict[str, Any] | None = None) -> dict[str, Any]:
+               trigger: dict[str, Any] | None = None,
+               min_recent_accuracy: float = MIN_RECENT_ACCURACY) -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -71,6 +73,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         stale_after_days: warn, in the log and the report, when no data arrived for this long.
         trigger: what started the run, when an event did (the deployment trigger passes the
             mnistflow.data.added event's increment, count and classes); kept in the record.
+        min_recent_accuracy: hold a challenger for review, however good its test accuracy, when
+            it agrees with fewer of the new items' held-out labels than this (flows/promotion.py).
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -95,13 +99,13 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                                      key="training-report")
             return {"trained": False, "promoted": False, "reason": reason}
 
-        run_params, warm_start = starting_point(params, champion, registry_paths)
-        record["warm_start"] = warm_start and {"model_sha256": warm_start.sha256,
-                                               "version": champion.get("version")}
+        run_params, warm_start, version = starting_point(params, champion, registry_paths, files)
+        record["warm_start"] = warm_start and {"model_sha256": warm_start.sha256, "version": version}
         result = run_pipeline(run_params, paths, where.data, device, files, from_scratch=from_scratch,
                               warm_start=warm_start)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
-                                     DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics)
+                                     DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics,
+                                     min_recent_accuracy=min_recent_accuracy)
         report_task(result.metrics, paths.history, result.plots,
                     {"promoted": decision.promote, "reason": decision.reason,
                      "note": record["staleness"]["message"]})
@@ -145,16 +149,35 @@ def staleness(files: DatasetFiles, stale_after_days: float) -> dict[str, Any]:
             + f"newest data added {newest}"}
 
 
-def starting_point(params: Params, champion: dict[str, Any] | None,
-                   registry_paths: RegistryPaths) -> tuple[Params, WarmStart | None]:
-    """The params to train and the model to start from: the champion for ``train.init:
-    champion`` (checked by read_champion), or from scratch when there is none yet."""
+def starting_point(params: Params, champion: dict[str, Any] | None, registry_paths: RegistryPaths,
+                   files: DatasetFiles) -> tuple[Params, WarmStart | None, int | None]:
+    """The params to train, the model to start from and its version: the champion for
+    ``train.init: champion`` (checked by read_champion), or from scratch when there is none
+    yet. Never a model that learned from data since retracted (lifecycle.retraction): then
+    the newest version that did not, or from scratch."""
+    logger = get_run_logger()
     if params.train.init != "champion":
-        return params, None
+        return params, None, None
     if champion is None:
-        get_run_logger().info("train.init: champion, but there is no champion yet: training from scratch")
-        return params.from_scratch(), None
-    return params, WarmStart(registry_paths.champion_model, champion["model_sha256"])
+        logger.info("train.init: champion, but there is no champion yet: training from scratch")
+        return params.from_scratch(), None, None
+    present = {inc.id for inc in files.increments}
+    records = versions.version_records(registry_paths)
+    number = champion.get("version")
+    gone = learned_increments(records, number) - present if number is not None else set()
+    if not gone:
+        logger.info("warm start from the champion, version %s", number)
+        return params, WarmStart(registry_paths.champion_model, champion["model_sha256"]), number
+    for earlier in sorted(records, reverse=True):
+        if not learned_increments(records, earlier) - present:
+            record = versions.read_version(registry_paths, earlier)  # its model checked against its record
+            logger.info("the champion (version %s) learned from increments no longer in the data (%s): warm start "
+                        "from version %s, the newest that did not", number, ", ".join(sorted(gone)), earlier)
+            return params, WarmStart(versions.versions_dir(registry_paths) / str(earlier) / "model.pt",
+                                     record["model_sha256"]), earlier
+    logger.info("every version learned from increments no longer in the data (%s): training from scratch",
+                ", ".join(sorted(gone)))
+    return params.from_scratch(), None, None
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ restored champion. The deployment ``rollback`` (prefect.yaml) runs the same.
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,46 @@ def version_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines + ["(* serving)"])
 
 
+def history_table(entries: list[dict[str, Any]]) -> str:
+    lines = []
+    for e in entries:
+        test = ((e.get("metrics") or {}).get("test") or {}).get("accuracy")
+        trigger = e.get("trigger") or {}
+        cause = f"trigger: increment {trigger.get('increment')}" if trigger.get("increment") else (
+            f"by {e['by'].get('flow_run_name') or e['by'].get('flow_run_id') or 'hand'}" if e.get("by") else "")
+        lines.append(f"{e['time']}  {e['event']:<9} version {e['version']:>3}"
+                     + (f" (from {e['from_version']})" if e.get("from_version") else "")
+                     + (f"  test {100 * test:.2f}%" if test is not None else "")
+                     + f"  {e.get('reason') or ''}" + (f"  [{cause}]" if cause else ""))
+    return "\n".join(lines)
+
+
+def registry_report(args: argparse.Namespace) -> str:
+    """--list, --history or --at: read-only answers from the registry."""
+    paths = RegistryPaths(roots(registry=args.registry).registry)
+    if args.at is not None:
+        try:
+            when = datetime.fromisoformat(args.at)
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise MnistflowError(f"--at: {args.at!r} is not an ISO 8601 time with its time zone "
+                                 "(e.g. 2026-12-01T12:00:00+00:00)")
+        entry = registry.serving_at(paths, when)
+        if entry is None:
+            raise MnistflowError(f"--at: no version served at {args.at} (the history starts later, or is empty)")
+        return f"version {entry['version']} served at {args.at} (since {entry['time']}: {entry['event']})"
+    if args.history:
+        entries = registry.read_history(paths)
+        if not entries:
+            raise MnistflowError(f"no history in {registry.history_path(paths)}: nothing promoted yet")
+        return history_table(entries)
+    rows = versions.list_versions(paths)
+    if not rows:
+        raise MnistflowError(f"no versions in {versions.versions_dir(paths)}")
+    return version_table(rows)
+
+
 def main() -> None:
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--to", type=int, default=None, help="the version to put back (default: the previous)")
@@ -66,6 +107,10 @@ def main() -> None:
         parser.add_argument("--registry", type=Path, default=None,
                             help="champion and versions (default: $MNISTFLOW_REGISTRY or registry/)")
         parser.add_argument("--list", action="store_true", help="list the versions and exit")
+        parser.add_argument("--history", action="store_true",
+                            help="print every promotion and rollback (time, version, reason, metrics, trigger) and exit")
+        parser.add_argument("--at", default=None, metavar="TIME",
+                            help="name the version that served at TIME (ISO 8601, with its time zone) and exit")
 
     def prepare(args: argparse.Namespace) -> dict[str, Any]:
         if args.to is not None and args.to < 1:
@@ -74,19 +119,11 @@ def main() -> None:
 
     import sys
 
-    if "--list" in sys.argv[1:]:
+    if {"--list", "--history", "--at"} & {a.split("=")[0] for a in sys.argv[1:]}:
         parser = argparse.ArgumentParser(prog="python -m flows.rollback")
         add_arguments(parser)
         args = parser.parse_args()
-
-        def show() -> None:
-            paths = RegistryPaths(roots(registry=args.registry).registry)
-            rows = versions.list_versions(paths)
-            if not rows:
-                raise MnistflowError(f"no versions in {versions.versions_dir(paths)}")
-            print(version_table(rows))
-
-        run_main(show)
+        run_main(lambda: print(registry_report(args)))
         return
     run_flow_command(rollback, "python -m flows.rollback", __doc__,
                      lambda r, link: f"version {r['to_version']} is the champion again (was {r['from_version']})"

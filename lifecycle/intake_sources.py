@@ -11,6 +11,7 @@ are only read, never changed.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
@@ -37,12 +38,17 @@ class Limits:
     csv_bytes: int = 20 * 2**20       # bytes per CSV file
 
 
+# Who sent an item named on intake's command line (or the deployment's sources): the operator.
+OPERATOR = "operator"
+
+
 @dataclass(frozen=True)
 class Candidate:
     origin: str
     pixels: np.ndarray | None = None  # prepared: uint8, the dataset's shape
     label: int | None = None
     refused: str | None = None         # why it cannot be used, when it cannot
+    client: str = OPERATOR             # who sent it: the service's feedback records its client
 
 
 def _label_problem(text: str, classes: list[str]) -> str:
@@ -158,14 +164,15 @@ def from_inbox(inbox: Path, classes: list[str], shape: tuple[int, int], limits: 
         picture = meta.with_suffix(".png")
         origin = str(picture)
         try:
-            label = json.loads(meta.read_text())["label"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            record = json.loads(meta.read_text())
+            label, client = record["label"], str(record.get("client") or "anonymous:unrecorded")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             yield Candidate(str(meta), refused=f"not a feedback record ({exc})")
             continue
         if not picture.is_file():
-            yield Candidate(origin, refused=f"missing (its record {meta.name} has no picture)")
+            yield Candidate(origin, refused=f"missing (its record {meta.name} has no picture)", client=client)
             continue
-        yield _picture(picture, origin, str(label), classes, shape, limits)
+        yield dataclasses.replace(_picture(picture, origin, str(label), classes, shape, limits), client=client)
 
 
 def read_source(source: Path, classes: list[str], shape: tuple[int, int], limits: Limits,

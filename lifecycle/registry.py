@@ -56,7 +56,7 @@ def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
         file = registry.champion / name
         if not file.exists():
             raise MnistflowError(
-                f"{file}: missing, though {path} records it (sha256 {recorded}): the champion was deleted. "
+                f"{file}: missing, though {path} records a champion with it (sha256 {recorded}): the champion was deleted. "
                 f"Restore it, or delete {registry.champion} to start without one")
         actual = atomic.sha256_of(file)
         if actual != recorded:
@@ -119,6 +119,9 @@ def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> P
               "files": {name: hashlib.sha256(blob).hexdigest() for name, blob in sorted(files.items())}}
     number = versions.keep_version(registry, files, record)
     versions.install(registry, number, {**record, "version": number})
+    append_history(registry, {"event": "promotion", "version": number, "run_id": record.get("run_id"),
+                              "reason": record.get("reason"), "metrics": record.get("metrics"),
+                              "trigger": record.get("trigger"), "increments": record.get("increments")})
     return registry.champion_model
 
 
@@ -134,9 +137,43 @@ def rollback(registry: RegistryPaths, to: int | None, reason: str, by: dict[str,
     event = {"time": now(), "from_version": current, "to_version": target, "reason": reason, "by": by,
              "from_model_sha256": (champion or {}).get("model_sha256"), "model_sha256": restored["model_sha256"]}
     versions.install(registry, target, {**restored, "rolled_back": event})
+    append_history(registry, {"event": "rollback", "version": target, "from_version": current, "reason": reason,
+                              "by": by, "metrics": restored.get("metrics")})
     write_run_record(registry, {"run_id": by.get("flow_run_id") or "local", "source": "rollback",
                                 "trained": False, "promoted": True, **event})
     return event
+
+
+def history_path(registry: RegistryPaths) -> Path:
+    return registry.dir / "history.jsonl"
+
+
+def append_history(registry: RegistryPaths, entry: dict[str, Any]) -> None:
+    """One line of the audit trail: which version started serving when, and why (every promotion
+    and rollback). Rewritten whole and renamed in, like every file here, so a reader never sees half a line."""
+    path = history_path(registry)
+    before = path.read_bytes() if path.exists() else b""
+    line = json.dumps({"time": now(), **entry}, sort_keys=True) + "\n"
+    atomic.write_bytes(path, before + line.encode())
+
+
+def read_history(registry: RegistryPaths) -> list[dict[str, Any]]:
+    path = history_path(registry)
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            raise MnistflowError(f"{path} line {number}: not a JSON line; restore the file") from None
+    return entries
+
+
+def serving_at(registry: RegistryPaths, when: datetime) -> dict[str, Any] | None:
+    """The history entry of the version that served at ``when`` (aware), or None before the first."""
+    earlier = [e for e in read_history(registry) if datetime.fromisoformat(e["time"]) <= when]
+    return earlier[-1] if earlier else None
 
 
 def write_run_record(registry: RegistryPaths, record: dict[str, Any]) -> Path:

@@ -34,7 +34,7 @@ def versions_dir(registry: RegistryPaths) -> Path:
 
 def version_numbers(registry: RegistryPaths) -> list[int]:
     root = versions_dir(registry)
-    return sorted(int(d.name) for d in root.iterdir() if d.is_dir() and d.name.isdigit()) if root.is_dir() else []
+    return sorted(int(d.name) for d in root.iterdir() if d.is_dir() and d.name.isascii() and d.name.isdigit()) if root.is_dir() else []
 
 
 def read_version(registry: RegistryPaths, number: int) -> dict[str, Any]:
@@ -51,6 +51,17 @@ def read_version(registry: RegistryPaths, number: int) -> dict[str, Any]:
     if not model.exists() or atomic.sha256_of(model) != record.get("model_sha256"):
         raise MnistflowError(f"{model}: missing, or not the model recorded for version {number}; not installed")
     return record
+
+
+def version_records(registry: RegistryPaths) -> dict[int, dict[str, Any]]:
+    """Every readable version's record, by number (a damaged one is left out: read_version names it)."""
+    records = {}
+    for number in version_numbers(registry):
+        try:
+            records[number] = json.loads((versions_dir(registry) / str(number) / "record.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return records
 
 
 def keep_version(registry: RegistryPaths, files: dict[str, bytes], record: dict[str, Any]) -> int:

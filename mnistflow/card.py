@@ -98,6 +98,7 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
     lines += ["Most confused pairs on the test set:", "", "| actual | predicted as | images |", "|---|---|---|",
               *[f"| {actual} | {predicted} | {n} |" for actual, predicted, n in pairs], ""] if pairs else \
         ["No test image was confused with another class.", ""]
+    lines += label_score_lines(metrics)
     if onnx:
         lines += [f"- ONNX: onnxruntime {onnx['onnxruntime']} agrees with PyTorch on all {onnx['images']:,} test images "
                   f"(argmax agreement {onnx['argmax_agreement']:.2%}, largest logit difference "
@@ -133,3 +134,28 @@ def recent_line(metrics: dict) -> list[str]:
         return ["- Recent data: none of the added items is held out for validation yet."]
     return [f"- Recent data (the {recent['size']} held-out items of {len(metrics['dataset']['increments'])} "
             f"increments): **{recent['accuracy']:.2%}** (loss {recent['loss']:.4f})."]
+
+
+def label_score_lines(metrics: dict) -> list[str]:
+    """How plausible the model finds labels (mnistflow.label_scores): intake's threshold and the known label errors."""
+    scores = metrics.get("label_scores")
+    if scores is None:
+        return []
+    threshold = scores["plausibility"]
+    lines = ["## Label plausibility", ""]
+    if threshold["threshold"] is None:
+        lines += [f"- Intake's label threshold is {threshold['how']}: intake uses its fixed fallback."]
+    else:
+        lines += [f"- Intake quarantines a new item whose label this model gives less than "
+                  f"**{threshold['threshold']:.3g}**: {threshold['how']} ({threshold['validation_errors']} images), "
+                  f"so it keeps {threshold['keeps']:.0%} of genuine corrections."]
+    known = scores.get("known_label_errors")
+    if known:
+        lines += [f"- Test accuracy on the given labels {known['accuracy_given_labels']:.2%}; on the corrected labels "
+                  f"{known['accuracy_corrected_labels']:.2%} ({known['corrected_test_size']:,} images: the "
+                  f"{known['validated_errors']} validated label errors relabelled where raters agreed, left out where "
+                  "they did not).",
+                  f"- The test set ranked by this model's probability of each given label: {known['recall_at_50']} of "
+                  f"the {known['validated_errors']} validated label errors among the 50 least plausible, "
+                  f"{known['recall_at_100']} among the 100 least plausible. Source: {known['source']}."]
+    return lines + [""]

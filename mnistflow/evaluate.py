@@ -1,5 +1,6 @@
 """The evaluate step: final loss and accuracy on validation and test, per class, the
-confusion matrix, and the ONNX export's check.
+confusion matrix, the ONNX export's check, and how plausible the model finds labels
+(mnistflow.label_scores: intake's threshold, and MNIST's known test-label errors).
 
 ``metrics.json`` (DVC's metrics: `dvc metrics show`, `dvc exp show`) holds the
 few numbers people compare, accuracy and loss; ``evaluation.json`` the whole
@@ -27,6 +28,7 @@ from .errors import MnistflowError
 from .export import recorded_check
 from .params import EVALUATION_CHUNK, Params
 from .paths import RunPaths
+from .label_scores import label_scores
 from .profile import profile
 from .scoring import evaluate_tensors
 from .tensors import DeviceData
@@ -107,6 +109,7 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},
     }
+    metrics["label_scores"] = label_scores(model, data.val, data.test, params.data.dataset)
     recent = recent_slice(model, data)
     if recent is not None:
         metrics["recent"] = recent

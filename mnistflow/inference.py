@@ -20,6 +20,12 @@ from .datasets import class_labels
 TOP_K = 3
 
 
+def label_probability(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The model's probability of each claimed label: intake's plausibility score of a new
+    item, and the ranking that looks for label errors in a test set."""
+    return probabilities[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)]
+
+
 @dataclass(frozen=True)
 class Predictor:
     """One loaded model file. Immutable: the service swaps whole predictors, so a

@@ -4,7 +4,7 @@
 training data: ``python -m flows.intake --inbox`` gates them like any other
 source (lifecycle/gate.py) and moves what it read to ``taken/``. Each item is
 ``<id>.png`` and then ``<id>.json`` (the label, the model that answered, its
-answer, the time), both written atomically, the record last: a reader that
+answer, the time, and who sent it: serving/clients.py), both written atomically, the record last: a reader that
 sees the record finds the picture.
 
 Bounded: bytes per item, items and bytes in the inbox (once full, the items
@@ -86,7 +86,7 @@ class Inbox:
             raise Refused(422, f"label: {label!r} is not one of the model's classes ({', '.join(classes)})")
         if not isinstance(model_sha256, str) or len(model_sha256) != 64:
             raise Refused(422, "model_sha256: required, the sha256 of the model that answered (64 hex digits)")
-        record = {"label": classes[index], "model_sha256": model_sha256,
+        record = {"label": classes[index], "model_sha256": model_sha256, "client": client,
                   "predicted": predicted if isinstance(predicted, str) else None,
                   # An answer from another model (the champion changed since) is kept, and said so.
                   "model_known": model_sha256 == serving_sha256,

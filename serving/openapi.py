@@ -54,6 +54,7 @@ FEEDBACK = {
                        "predicted": {"description": "what the model answered"}}}}}}},
     "responses": {
         400: _error("the body is not valid JSON"),
+        401: _error("a token the service does not know, or none where it takes named clients only"),
         404: _error("this service takes no corrections"),
         413: _error("the body or the picture is over the limits"),
         415: _error("not application/json"),

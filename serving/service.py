@@ -49,6 +49,7 @@ from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 from . import openapi
 from .answers import answers
 from .imaging import ImageError, decode_image, picture_pixels, to_model_input
+from .clients import FeedbackAccess, check_proxies, read_tokens
 from .inbox import Inbox, Refused
 from .metrics import ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
@@ -228,10 +229,10 @@ async def uploaded(request: Request, body: bytes) -> list[tuple[str, bytes]]:
 
 
 def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, inbox: Inbox | None = None,
-               metrics: bool = True) -> FastAPI:
+               metrics: bool = True, access: FeedbackAccess = FeedbackAccess()) -> FastAPI:
     """The service for ``files`` (a bare path: a model file and whatever lies beside it);
-    corrections go to ``inbox`` (none: POST /feedback answers 404); ``metrics``: count
-    and time every request for GET /metrics."""
+    corrections go to ``inbox`` (none: POST /feedback answers 404), from the clients
+    ``access`` admits; ``metrics``: count and time every request for GET /metrics."""
     files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
     page = resources.files("serving").joinpath("page.html").read_text()
@@ -272,7 +273,9 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
         if inbox is None:
             raise HTTPException(404, "this service takes no feedback (started without an inbox)")
         try:
-            item = await take_feedback(request, inbox, holder.current())
+            client = access.client(request.headers.get("authorization"), request.client and request.client.host,
+                                   request.headers.get("x-forwarded-for"))
+            item = await take_feedback(request, inbox, holder.current(), client)
         except Refused as refused:
             if counters is not None:
                 counters.feedback_refused.labels(str(refused.status)).inc()
@@ -325,8 +328,8 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     return app
 
 
-async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | None) -> dict[str, Any]:
-    """One correction from the body, into the inbox (``Refused`` says why not)."""
+async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | None, client: str) -> dict[str, Any]:
+    """One correction from ``client``, from the body, into the inbox (``Refused`` says why not)."""
     import base64
     import binascii
 
@@ -349,7 +352,6 @@ async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | N
     except (binascii.Error, ValueError):
         raise Refused(422, "image: not valid base64") from None
     labels = predictor.labels if predictor is not None else class_labels(None)
-    client = request.client.host if request.client else "unknown"
     return await run_in_threadpool(inbox.add, picture, payload.get("label"), payload.get("model_sha256"),
                                    payload.get("predicted"), labels, predictor and predictor.sha256, client)
 
@@ -386,6 +388,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--no-metrics", action="store_true", help="no GET /metrics (and no per-request counting)")
     parser.add_argument("--no-feedback", action="store_true", help="no POST /feedback (no inbox)")
+    parser.add_argument("--feedback", choices=("open", "token"), default="open",
+                        help="take anonymous corrections (open), or only from clients with a token (token)")
+    parser.add_argument("--feedback-tokens", type=Path, default=None,
+                        help="the clients' token hashes and names, a line each (serving/clients.py)")
+    parser.add_argument("--trusted-proxy", action="append", default=[],
+                        help="an address or network whose X-Forwarded-For is believed (repeatable)")
     args = parser.parse_args(argv)
     setup_logging()
 
@@ -397,8 +405,12 @@ def main(argv: list[str] | None = None) -> None:
         if args.model is not None and not args.model.exists():
             raise MnistflowError(f"--model: {args.model}: no such model file")
         # Loads the model: a bad file is one line. No model yet: unready, waiting for the champion.
+        if args.feedback == "token" and args.feedback_tokens is None:
+            raise MnistflowError("--feedback token: give the clients' tokens with --feedback-tokens FILE")
+        tokens = read_tokens(args.feedback_tokens) if args.feedback_tokens else {}
+        access = FeedbackAccess(args.feedback, tokens, check_proxies(args.trusted_proxy))
         app = create_app(files, inbox=None if args.no_feedback else Inbox(registry.inbox),
-                         metrics=not args.no_metrics)
+                         metrics=not args.no_metrics, access=access)
         if files.why:
             log.info("%s", files.why)
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
@@ -406,8 +418,10 @@ def main(argv: list[str] | None = None) -> None:
 
         from .slow_clients import HeaderDeadline
 
+        # proxy_headers off: request.client is the socket's peer; FeedbackAccess alone believes
+        # X-Forwarded-For, and only from the proxies the operator lists.
         uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning",
-                    http=HeaderDeadline if enabled("header-deadline") else "h11")
+                    http=HeaderDeadline if enabled("header-deadline") else "h11", proxy_headers=False)
 
     run_main(run)
 
