@@ -180,6 +180,11 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
                                 help="version the run with DVC and git, but push nothing to the DVC remote")
             parser.add_argument("--no-dvc-version", action="store_true",
                                 help="no dvc commit, no push, no git commit of dvc.lock")
+            parser.add_argument("--promotion-margin", type=float, default=0.0,
+                                help="the challenger's test accuracy must reach the champion's plus this")
+            parser.add_argument("--min-recent-accuracy", type=float, default=None,
+                                help="hold a challenger for review under this accuracy on the new items' "
+                                     "held-out part (default 0.3)")
         parser.add_argument("--from-scratch", action="store_true",
                             help="train from the first epoch even when the run folder holds a finished run")
 
@@ -197,7 +202,8 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
                   "data_root": args.data_root, "device": device, "from_scratch": args.from_scratch}
         if not with_registry:
             return kwargs
+        recent = {} if args.min_recent_accuracy is None else {"min_recent_accuracy": args.min_recent_accuracy}
         return {**kwargs, "registry_dir": registry, "dvc_push": not args.no_dvc_push,
-                "dvc_version": not args.no_dvc_version}
+                "dvc_version": not args.no_dvc_version, "promotion_margin": args.promotion_margin, **recent}
 
     run_flow_command(flow_fn, prog, description, summary, add_arguments, prepare)

@@ -122,11 +122,17 @@ def screening(params: Params, registry_paths: RegistryPaths, policy: TrustPolicy
 
 
 def _summary(result: dict[str, Any], link: str) -> str:
-    lines = [f"{r['origin']}: refused: {r['reason']}" for r in result["refused"]]
-    head = (f"{result['dataset']}: {result['accepted']} accepted, {len(result['refused'])} refused; "
+    lines = [f"{r['origin']}: {kind}: {r['reason']}" for kind in ("refused", "quarantined", "waiting")
+             for r in result.get(kind) or []]
+    held = (f", {len(result['quarantined'])} quarantined (python -m flows.intake --review)" if result["quarantined"]
+            else "") + (f", {len(result['waiting'])} waiting in the inbox for their client's share"
+                        if result["waiting"] else "")
+    head = (f"{result['dataset']}: {result['accepted']} accepted, {len(result['refused'])} refused{held}; "
             + (f"increment {result['increment']} in {result['directory']}" if result["increment"]
                else "nothing added"))
-    return "\n".join(lines + [head, f"  run in the UI: {link}"])
+    clients = ", ".join(f"{c} {n}" for c, n in (result.get("clients") or {}).items())
+    return "\n".join(lines + [head] + ([f"  per client: {clients}"] if clients else [])
+                     + ([f"  {result['note']}"] if result.get("note") else []) + [f"  run in the UI: {link}"])
 
 
 def main() -> None:
@@ -151,6 +157,12 @@ def main() -> None:
                             help="where the feedback inbox is (default: $MNISTFLOW_REGISTRY or registry/)")
         parser.add_argument("--max-items", type=int, default=Limits.items,
                             help=f"items one intake reads at most (default {Limits.items:,})")
+        parser.add_argument("--review-timeout", type=int, default=0,
+                            help="seconds to pause for a review of quarantined items in the Prefect UI "
+                                 "(default 0: no pause; decide later with --review)")
+        parser.add_argument("--min-label-probability", type=float, default=None,
+                            help="quarantine under this probability of the claimed label (default: the "
+                                 "champion's calibrated threshold)")
 
     def prepare(args: argparse.Namespace) -> dict[str, Any]:
         for source in args.sources:
@@ -160,18 +172,27 @@ def main() -> None:
             raise MnistflowError("give at least one SOURCE (a folder, a .csv or an IDX images file), or --inbox")
         if args.max_items < 1:
             raise MnistflowError(f"--max-items: must be at least 1 (got {args.max_items})")
+        if args.review_timeout < 0:
+            raise MnistflowError(f"--review-timeout: seconds, 0 or more (got {args.review_timeout})")
+        if args.min_label_probability is not None and not 0 <= args.min_label_probability <= 1:
+            raise MnistflowError(f"--min-label-probability: a probability, 0 to 1 (got {args.min_label_probability})")
         return {"sources": [str(s) for s in args.sources], "inbox": args.inbox,
                 "params": load_params(args.params), "params_file": str(args.params),
-                "data_root": args.data_root, "registry_dir": args.registry, "max_items": args.max_items}
+                "data_root": args.data_root, "registry_dir": args.registry, "max_items": args.max_items,
+                "review_timeout": args.review_timeout, "min_label_probability": args.min_label_probability}
 
     def summary(result: dict[str, Any], link: str) -> str:
-        if not result["increment"]:
+        if not result["increment"] and not result["quarantined"] and not result["waiting"]:
             # Nothing was added: a script must see it (exit 2), each item's reason above the error.
             for refusal in result["refused"]:
                 print(f"{refusal['origin']}: refused: {refusal['reason']}")
             raise MnistflowError(f"{result['dataset']}: nothing added: all {len(result['refused'])} items "
                                  f"were refused (each listed above; run in the UI: {link})")
-        return _summary(result, link)
+        review = result.get("review")
+        reviewed = (f"\nreview by {review['reviewer']}: {len(review['accepted'])} accepted"
+                    + (f" (increment {review['increment']})" if review["increment"] else "")
+                    + f", {len(review['rejected'])} rejected") if review else ""
+        return _summary(result, link) + reviewed
 
     run_flow_command(intake, "python -m flows.intake", __doc__, summary, add_arguments, prepare)
 

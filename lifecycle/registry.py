@@ -23,7 +23,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.params import Params
 from mnistflow.paths import RegistryPaths, RunPaths
 from mnistflow.scoring import evaluate_tensors
-from mnistflow.tensors import DeviceData, rescaled
+from mnistflow.tensors import DeviceData, LabelledTensors, rescaled
 
 from mnistflow.code import running_code_digest
 
@@ -66,13 +66,14 @@ def read_champion(registry: RegistryPaths) -> dict[str, Any] | None:
     return record
 
 
-def test_accuracy(model_path: Path, data: DeviceData) -> dict[str, float]:
-    """Accuracy and loss of any saved model on the run's test tensors, under the
-    model's own input scaling: champion and challenger are judged on the same images."""
+def test_accuracy(model_path: Path, data: DeviceData, tensors: LabelledTensors | None = None) -> dict[str, float]:
+    """Accuracy and loss of any saved model on the run's test tensors (or ``tensors`` of the
+    same run, such as its recent data), under the model's own input scaling: champion and
+    challenger are judged on the same images."""
     model, info = load_model(model_path)
     scaling = info["input_scaling"]
-    test = rescaled(data.test, (data.mean, data.std), (scaling["mean"], scaling["std"]))
-    loss, accuracy, _ = evaluate_tensors(model.to(data.test.x.device), test)
+    images = rescaled(tensors or data.test, (data.mean, data.std), (scaling["mean"], scaling["std"]))
+    loss, accuracy, _ = evaluate_tensors(model.to(data.test.x.device), images)
     return {"accuracy": accuracy, "loss": loss}
 
 

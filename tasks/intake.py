@@ -4,7 +4,7 @@ from pathlib import Path
 
 from prefect import task
 
-from lifecycle.intake import IntakeReport, intake
+from lifecycle.intake import IntakeReport, Screening, intake
 from lifecycle.intake_sources import Candidate, Limits, read_sources
 from mnistflow.download import locate
 from mnistflow.params import DataParams
@@ -21,6 +21,6 @@ def read_sources_task(sources: list[Path], classes: list[str], shape: tuple[int,
 
 @task(name="gate-and-write", **TASK_DEFAULTS)
 def gate_and_write_task(data: DataParams, data_root: Path, candidates: list[Candidate], sources: list[str],
-                        time: str) -> IntakeReport:
-    """The gate, then the accepted items as one increment (written whole, or not at all)."""
-    return intake(data.dataset, lambda: locate(data, data_root), data_root, candidates, sources, time)
+                        time: str, screening: Screening | None = None) -> IntakeReport:
+    """The gate and the trust rules, then the accepted items as one increment (written whole, or not at all)."""
+    return intake(data.dataset, lambda: locate(data, data_root), data_root, candidates, sources, time, screening)

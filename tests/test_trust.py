@@ -166,3 +166,17 @@ def test_a_decision_is_recorded_once_with_who_and_when(params, data_root, champi
         quarantine.decide(data_root, "custom", ids[:1], True, {"reviewer": "bob"}, TIME)
     with pytest.raises(MnistflowError, match="not a quarantined item's id"):
         quarantine.decide(data_root, "custom", ["../../etc/passwd"], True, {}, TIME)
+
+
+# -- the judge looks at the new data --------------------------------------------------------------
+
+def test_a_challenger_that_disagrees_with_its_new_labels_no_better_than_the_champion_is_held():
+    from flows.promotion import held_for_review
+    from lifecycle.registry import decide
+
+    promoted = decide(0.9566, 0.9441, 0.0)
+    poisoned = held_for_review(promoted, {"recent": {"accuracy": 0.065}}, 0.3, lambda: 0.10)
+    assert not poisoned.promote and poisoned.reason.startswith("held for review: the challenger agrees with 6.50%")
+    assert held_for_review(promoted, {"recent": {"accuracy": 0.10}}, 0.3, lambda: 0.0).promote  # hard, genuine
+    assert held_for_review(promoted, {"recent": {"accuracy": 0.95}}, 0.3, lambda: 0.5).promote
+    assert held_for_review(promoted, {}, 0.3, lambda: 0.0).promote  # no new data: the test set decides
