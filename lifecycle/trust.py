@@ -17,7 +17,7 @@ After the gate (lifecycle/gate.py), two more rules, in order:
 
 The threshold is calibrated on genuine corrections, not on random labels: a
 correction exists because the model was wrong, so genuine ones score low too.
-Each champion carries its own (mnistflow.label_scores: the score that keeps 95%
+Each champion carries its own (mnistflow.label_scores: the score that keeps 97.5%
 of the validation images it got wrong, with their true labels);
 ``python -m bench.label_trust`` measures what it catches on digits the champion
 never saw (docs/operations.md, "Trust in the loop").

@@ -148,7 +148,7 @@ def label_score_lines(metrics: dict) -> list[str]:
     else:
         lines += [f"- Intake quarantines a new item whose label this model gives less than "
                   f"**{threshold['threshold']:.3g}**: {threshold['how']} ({threshold['validation_errors']} images), "
-                  f"so it keeps {threshold['keeps']:.0%} of genuine corrections."]
+                  f"so it keeps {threshold['keeps']:.1%} of them."]
     known = scores.get("known_label_errors")
     if known:
         lines += [f"- Test accuracy on the given labels {known['accuracy_given_labels']:.2%}; on the corrected labels "

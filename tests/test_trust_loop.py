@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from bench.warm_start import late_data
 from harness.real_parts import Service, wait_for
@@ -31,7 +32,7 @@ from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import load_params
 from serving.inbox import Inbox, InboxLimits
-from tests.helpers import run, write_params
+from tests.helpers import REPO, run, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +46,12 @@ def world(real_mnist, prefect_server, tmp_path_factory):
     """The work folder, its env, the unseen digits, and the first champion (version 1)."""
     work = tmp_path_factory.mktemp("trust")
     checksums, arriving = late_data(real_mnist, work / "made", 10_000)
-    data = {"dataset": "custom", "mirrors": [str(work / "made" / "mirror")], "checksums": checksums}
-    write_params(work / "params.yaml", {"data": data, "train": {"init": "champion"}})
+    # cnn-fast's network: the score separates what the champion can tell apart, and the recipe's
+    # MLP tells too little apart to catch 95% of a flood (bench.label_trust; docs/operations.md).
+    preset = yaml.safe_load((REPO / "presets" / "cnn-fast.yaml").read_text())
+    data = {**preset["data"], "dataset": "custom", "mirrors": [str(work / "made" / "mirror")], "checksums": checksums}
+    train = {**preset["train"], "init": "champion", "warm_stages": [{"epochs": 1, "lr": 0.001}]}
+    write_params(work / "params.yaml", {**preset, "data": data, "train": train})
     env = {**prefect_server.env}
     first = run([sys.executable, "-m", "flows.retrain", "--no-dvc-version"], work, env, check=True)
     assert "promoted: no champion yet" in first.stdout
@@ -80,7 +85,7 @@ def test_a_flood_is_quarantined_bounded_and_retracted_and_genuine_corrections_ge
     answers = champion.probabilities(world["images"].astype(np.float32) / 255).argmax(axis=1)
     wrong = np.flatnonzero(answers != world["labels"])  # genuine corrections: digits it never saw and got wrong
     right = np.flatnonzero(answers == world["labels"])[:1000]
-    assert len(wrong) > 150
+    assert len(wrong) > 50
 
     # Tokens through a real service: a wrong one is a 401, a right one is recorded as its client.
     tokens = work / "tokens"
@@ -107,13 +112,13 @@ def test_a_flood_is_quarantined_bounded_and_retracted_and_genuine_corrections_ge
     manifest = json.loads((Path(increment.directory) / "manifest.json").read_text())
     clients = manifest["clients"]
     genuine_in = sum(n for c, n in clients.items() if c.startswith("lab-"))
-    assert genuine_in >= 0.9 * len(wrong), (clients, intake.stdout[-2000:])
+    assert genuine_in >= 0.85 * len(wrong), (clients, intake.stdout[-2000:])  # one seed; the rate: bench.label_trust
     # The share: the flood brings at most 20% of what it and the others offer (genuine ones that
     # passed the gate: every item but the flood's), so at most a quarter of theirs.
     assert clients.get(FLOOD, 0) <= 0.25 * len(wrong), clients
     quarantined = [r for r in quarantine.pending(work / "data", "custom")]
     flood_caught = sum(r["client"] == FLOOD for r in quarantined)
-    assert flood_caught >= 0.85 * len(right), flood_caught
+    assert flood_caught >= 0.9 * len(right), flood_caught  # bench.label_trust: 96% of random labels for cnn-fast
     waiting = [json.loads(p.read_text()) for p in (registry / "inbox").glob("*.json")]
     assert waiting and {w["client"] for w in waiting} == {FLOOD}, "one client's excess waits in the inbox"
     assert len(waiting) + manifest["counts"]["accepted"] + len(manifest["refused"]) + len(quarantined) == offered, \
