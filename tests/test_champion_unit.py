@@ -145,3 +145,30 @@ def test_a_champion_file_changed_behind_the_registry_is_named(tmp_path):
     reg.champion_profile.write_text("{}")  # the drift baseline of another model
     with pytest.raises(MnistflowError, match=r"profile.json: sha256 \w+ is not the \w+ recorded"):
         registry.read_champion(reg)
+
+
+def test_the_history_says_what_served_when(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    reg = RegistryPaths(tmp_path / "registry")
+    for tag in ("v1", "v2"):
+        registry.promote(full_run(tmp_path / tag, tag), reg, {"run_id": tag, "time": registry.now(),
+                                                             "reason": f"{tag} is better", "trigger": {"increment": "x"}})
+    registry.rollback(reg, 1, "a bad week", {"flow_run_id": "f"})
+    history = registry.read_history(reg)
+    assert [(e["event"], e["version"]) for e in history] == [("promotion", 1), ("promotion", 2), ("rollback", 1)]
+    assert history[1]["reason"] == "v2 is better" and history[1]["trigger"] == {"increment": "x"}
+    assert history[2]["from_version"] == 2 and history[2]["reason"] == "a bad week"
+    at = datetime.fromisoformat(history[1]["time"])
+    assert registry.serving_at(reg, at)["version"] == 2
+    assert registry.serving_at(reg, at - timedelta(days=1)) is None
+    assert registry.serving_at(reg, datetime.now(timezone.utc))["version"] == 1
+
+
+def test_a_versions_lineage_runs_through_its_warm_starts():
+    from lifecycle.retraction import learned_increments
+
+    records = {1: {"increments": ["a"]}, 2: {"increments": ["a", "b"], "warm_start": {"version": 1}},
+               3: {"increments": ["c"], "warm_start": {"version": 2}}, 4: {"increments": ["c"]}}
+    assert learned_increments(records, 3) == {"a", "b", "c"}  # 3 never trained on b, but started from a model that did
+    assert learned_increments(records, 4) == {"c"}
