@@ -359,3 +359,37 @@ def test_an_increment_reruns_split_and_training_and_travels_with_push_and_pull(r
     assert [p.name for p in pulled] == [p.name for p in (custom_dir(repo / "data") / "increments").iterdir()]
     assert (pulled[0] / "manifest.json").read_bytes() == next((custom_dir(repo / "data") / "increments").iterdir()).joinpath(
         "manifest.json").read_bytes()
+
+
+def test_a_retraction_is_a_new_data_version_that_dvc_sees_and_carries(repo, tmp_path, prefect_server):
+    from tests.helpers import make_arrays
+    from mnistflow.idx import encode_idx
+
+    arrays = make_arrays(n_train=100, n_test=1, seed=98)
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new/late-images-idx3-ubyte").write_bytes(encode_idx(arrays["train-images"]))
+    (tmp_path / "new/late-labels-idx1-ubyte").write_bytes(encode_idx(arrays["train-labels"]))
+    env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
+    run([sys.executable, "-m", "flows.intake", str(tmp_path / "new/late-images-idx3-ubyte")], repo, env, check=True)
+    dvc(repo, "repro")
+    (increment,) = (custom_dir(repo / "data") / "increments").iterdir()
+    retract = run([sys.executable, "-m", "flows.intake", "--retract", increment.name, "--reason", "a bad batch"],
+                  repo, env, check=True)
+    assert f"retracted 100 item(s) ({increment.name})" in retract.stdout
+    status = dvc(repo, "status").stdout
+    assert "data/custom" in status and "modified" in status  # a new data version
+    assert not list((custom_dir(repo / "data") / "increments").iterdir())
+    aside = repo / "data" / "retracted" / "custom" / increment.name
+    assert json.loads((aside / "retraction.json").read_text())["reason"] == "a bad batch"  # kept, not deleted
+    assert (aside / "images-idx3-ubyte").exists()
+    dvc(repo, "repro")
+    assert "recent" not in json.loads((repo / "outputs/metrics.json").read_text())
+    dvc(repo, "push")
+    git(repo, "add", "-A")
+    # The data is the base's again, so dvc.lock is the committed one, byte for byte.
+    assert git(repo, "status", "--porcelain") == ""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    dvc(clone, "pull")
+    assert not (custom_dir(clone / "data") / "increments").exists() or \
+        not list((custom_dir(clone / "data") / "increments").iterdir())
