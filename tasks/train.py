@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from pathlib import Path
@@ -53,7 +54,11 @@ class Progress:
             finally:
                 done.set()
 
-        threading.Thread(target=send, name="mnistflow-progress", daemon=True).start()
+        # The thread runs in a copy of this context: the run's Prefect settings (its API URL)
+        # and client live in context variables, which a bare thread does not inherit. Without
+        # them, Prefect in the thread started a temporary server of its own, which outlived the run.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(send,), name="mnistflow-progress", daemon=True).start()
         if not done.wait(PROGRESS_TIMEOUT) or failure:
             self.given_up = True
             why = f"{type(failure[0]).__name__}: {failure[0]}" if failure else f"no answer in {PROGRESS_TIMEOUT:g}s"

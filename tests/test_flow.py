@@ -18,6 +18,9 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
     write_params(work / "params.yaml", tiny_params(directory, checksums))
     result = run([sys.executable, "-m", "flows.training"], work, prefect_server.env, check=True)
     assert "validation accuracy" in result.stdout
+    # The progress thread uses the run's own API: no temporary Prefect server of its own (issue 39, 8).
+    assert "temporary server" not in result.stdout + result.stderr
+    assert "no longer updated" not in result.stdout + result.stderr
 
     metrics = json.loads((work / "outputs/metrics.json").read_text())
     assert {"accuracy", "loss"} <= set(metrics["val"]) and {"accuracy", "loss"} <= set(metrics["test"])
@@ -35,6 +38,9 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
     assert names == ["download", "evaluate", "export-onnx", "model-card", "plot", "report", "select-device", "split",
                      "tensors-to-device", "train-stage-1-lr0.5", "train-stage-2-lr0.1"]
     assert all(t["state_type"] == "COMPLETED" for t in tasks)
+    artifacts = prefect_server.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}})
+    progress = next(a for a in artifacts if a["key"] == "training-progress")
+    assert float(progress["data"]) == 100.0  # the last epoch's update reached the run's own server
     logs = prefect_server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}})
     progress = [log["message"] for log in logs if "val acc" in log["message"]]
     assert len(progress) == 4 and progress[0].startswith("stage 1/2 epoch 1/2")

@@ -41,6 +41,9 @@ def test_no_server_set_starts_one_in_the_background_that_later_runs_reuse(tmp_pa
         assert "Started a local Prefect server" not in runs[1].stdout  # reused
         assert f"run in UI    http://127.0.0.1:{port}/runs/flow-run/" in runs[1].stdout
         assert "Concurrency limits" not in runs[0].stderr + runs[1].stderr  # no warning on a normal run
+        for result in runs:  # the progress thread uses the run's own API, not a temporary server of its own
+            assert "temporary server" not in result.stdout + result.stderr, result.stdout + result.stderr
+            assert "no longer updated" not in result.stdout + result.stderr
         pid = int(pid_file.read_text())
         assert alive(pid)
         # Both runs' history is on the server after their processes ended.
