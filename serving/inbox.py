@@ -14,6 +14,8 @@ client per minute (429). A full inbox never stops predictions.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import secrets
 import threading
@@ -24,18 +26,30 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from mnistflow import atomic
 from mnistflow.datasets import class_index
+from mnistflow.errors import MnistflowError
 
-from .imaging import ImageError, decode_image
+from .decoding import TooManyPixels, decode_within_budget
+from .imaging import ImageError
 
 
 @dataclass(frozen=True)
 class InboxLimits:
     item_bytes: int = 512 * 2**10        # a 280x280 canvas PNG is 5-20 KB
     items: int = 10_000
-    total_bytes: int = 200 * 2**20
+    total_bytes: int = 200 * 2**20       # pictures and records together
     per_client_per_minute: int = 30
+    per_minute: int = 600                # from all clients together: many addresses are no way round the bound
+
+
+# The fields a correction may carry; anything else is refused, not stored.
+FIELDS = {"image", "label", "model_sha256", "predicted"}
+MAX_PREDICTED_CHARS = 64
+HEX = set("0123456789abcdef")
 
 
 class Refused(Exception):
@@ -51,22 +65,28 @@ class Inbox:
         self.directory, self.limits = Path(directory), limits
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = defaultdict(deque)
+        self._all: deque[float] = deque()
 
     def _rate_limited(self, client: str) -> None:
         now, window = time.monotonic(), self._recent[client]
-        while window and now - window[0] > 60:
-            window.popleft()
+        for times in (window, self._all):
+            while times and now - times[0] > 60:
+                times.popleft()
         if len(window) >= self.limits.per_client_per_minute:
             raise Refused(429, f"more than {self.limits.per_client_per_minute} corrections a minute from "
                                f"{client}; try again in {60 - (now - window[0]):.0f} s")
+        if len(self._all) >= self.limits.per_minute:
+            raise Refused(429, f"more than {self.limits.per_minute} corrections a minute in all; try again in "
+                               f"{60 - (now - self._all[0]):.0f} s")
         window.append(now)
+        self._all.append(now)
 
     def _room(self, size: int) -> None:
         items, used = 0, 0
         if self.directory.is_dir():
             for entry in os.scandir(self.directory):
-                if entry.is_file() and entry.name.endswith(".png"):
-                    items, used = items + 1, used + entry.stat().st_size
+                if entry.is_file() and entry.name.endswith((".png", ".json")):
+                    items, used = items + entry.name.endswith(".png"), used + entry.stat().st_size
         if items >= self.limits.items or used + size > self.limits.total_bytes:
             raise Refused(507, f"the feedback inbox is full ({items:,} items, {used:,} bytes; limits "
                                f"{self.limits.items:,} and {self.limits.total_bytes:,}); run "
@@ -77,17 +97,22 @@ class Inbox:
         """Check one correction and put it in the inbox; its record, or ``Refused``."""
         if len(picture) > self.limits.item_bytes:
             raise Refused(413, f"image: {len(picture):,} bytes; at most {self.limits.item_bytes:,} per correction")
-        try:
-            decode_image(picture, "image")
-        except ImageError as exc:
-            raise Refused(422, str(exc)) from None
         index = class_index(str(label), classes) if isinstance(label, (str, int)) else None
         if index is None:
-            raise Refused(422, f"label: {label!r} is not one of the model's classes ({', '.join(classes)})")
-        if not isinstance(model_sha256, str) or len(model_sha256) != 64:
+            raise Refused(422, f"label: {str(label)[:40]!r} is not one of the model's classes ({', '.join(classes)})")
+        if not isinstance(model_sha256, str) or len(model_sha256) != 64 or not set(model_sha256) <= HEX:
             raise Refused(422, "model_sha256: required, the sha256 of the model that answered (64 hex digits)")
-        record = {"label": classes[index], "model_sha256": model_sha256, "client": client,
-                  "predicted": predicted if isinstance(predicted, str) else None,
+        if predicted is not None and (not isinstance(predicted, str) or len(predicted) > MAX_PREDICTED_CHARS):
+            raise Refused(422, f"predicted: the label the model answered, at most {MAX_PREDICTED_CHARS} characters")
+        try:  # within the service's decoding budget, as /predict's pictures are
+            grey = decode_within_budget([("image", picture)])[0]
+        except TooManyPixels as exc:
+            raise Refused(413, f"image: {exc}") from None
+        except ImageError as exc:
+            raise Refused(422, str(exc)) from None
+        if not picture.startswith(PNG_SIGNATURE):  # a GIF, a JPEG...: stored as the PNG of what intake reads
+            picture = png_of(grey)
+        record = {"label": classes[index], "model_sha256": model_sha256, "client": client, "predicted": predicted,
                   # An answer from another model (the champion changed since) is kept, and said so.
                   "model_known": model_sha256 == serving_sha256,
                   "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
@@ -95,6 +120,21 @@ class Inbox:
             self._rate_limited(client)
             self._room(len(picture))
             ident = f"{record['time'].replace(':', '').replace('-', '')[:18]}-{secrets.token_hex(4)}"
-            atomic.write_bytes(self.directory / f"{ident}.png", picture)
-            atomic.write_json(self.directory / f"{ident}.json", record)
+            try:
+                atomic.write_bytes(self.directory / f"{ident}.png", picture)
+                atomic.write_json(self.directory / f"{ident}.json", record)
+            except (OSError, MnistflowError) as exc:  # a full disk, a read-only registry: the user's to fix
+                with contextlib.suppress(OSError):
+                    (self.directory / f"{ident}.png").unlink(missing_ok=True)
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split(": ")[-1]
+                raise Refused(507, f"the feedback inbox cannot take it now ({reason}); predictions go on") from None
         return {"id": ident, **record}
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_of(grey: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(grey).save(buffer, format="PNG")
+    return buffer.getvalue()

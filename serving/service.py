@@ -48,9 +48,10 @@ from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 
 from . import openapi
 from .answers import answers
-from .imaging import ImageError, decode_image, picture_pixels, to_model_input
+from .decoding import TooManyPixels, decode_within_budget
+from .imaging import ImageError, to_model_input
 from .clients import FeedbackAccess, check_proxies, read_tokens
-from .inbox import Inbox, Refused
+from .inbox import FIELDS, Inbox, Refused
 from .metrics import ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
 from .window import ServedWindow
@@ -59,14 +60,6 @@ log = logging.getLogger("mnistflow")
 
 MAX_UPLOAD_BYTES = 8 * 2**20  # a request body; a batch of 256 PNG digits is well under 1 MiB
 MAX_BATCH = 1024  # images per request
-# Decoded pixels per request, counted from the pictures' headers before any is decoded:
-# four 2048x2048 photos, or a thousand 128x128 crops. A digit needs a few thousand.
-MAX_REQUEST_PIXELS = 2048 * 2048 * 4
-# Requests decoding pictures at once; the others wait their turn (in the thread pool).
-DECODERS = 2
-_decoding = threading.BoundedSemaphore(DECODERS)
-
-
 class ModelHolder:
     """The model file's current contents: reloaded when the file is replaced, and
     loaded when it first appears (a service started before any champion).
@@ -189,16 +182,12 @@ def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def prepared(images: list[tuple[str, bytes]], shape: tuple[int, int]) -> np.ndarray:
-    """The pictures as model input, within the request's pixel budget (413 past it, before
-    any is decoded), decoded by at most DECODERS requests at once: memory and CPU for
-    decoding stay bounded however many clients send large pictures."""
+    """The pictures as model input, within the decoding budget (serving.decoding: 413 past
+    its pixels, before any is decoded)."""
     try:
-        total = sum(picture_pixels(data, name) for name, data in images)
-        if total > MAX_REQUEST_PIXELS:
-            raise HTTPException(413, f"pictures of {total:,} pixels in all; a request may carry at most "
-                                     f"{MAX_REQUEST_PIXELS:,} (a digit needs a few thousand)")
-        with _decoding:
-            return np.stack([to_model_input(decode_image(data, name), shape) for name, data in images])
+        return np.stack([to_model_input(grey, shape) for grey in decode_within_budget(images)])
+    except TooManyPixels as exc:
+        raise HTTPException(413, str(exc)) from None
     except ImageError as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -346,6 +335,9 @@ async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | N
         raise Refused(400, str(exc)) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
         raise Refused(422, "image: required, the picture as a PNG data URL or base64")
+    unknown = sorted(set(payload) - FIELDS)
+    if unknown:
+        raise Refused(422, f"{unknown[0][:40]!r}: not a field of a correction (fields: {', '.join(sorted(FIELDS))})")
     encoded = payload["image"].split(",", 1)[1] if payload["image"].startswith("data:") else payload["image"]
     try:
         picture = base64.b64decode(encoded, validate=True)

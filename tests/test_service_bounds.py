@@ -8,10 +8,12 @@ fuzzer (schemathesis, bounded examples) finds no 5xx and no undocumented status.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -26,7 +28,7 @@ from harness.real_parts import Service, wait_for
 from mnistflow import atomic
 from mnistflow.params import validate
 from mnistflow.paths import RunPaths
-from serving.service import MAX_REQUEST_PIXELS
+from serving.decoding import MAX_REQUEST_PIXELS
 from tests.conftest import run_stages
 from tests.helpers import tiny_params, write_dataset
 
@@ -174,3 +176,44 @@ def test_a_schema_fuzzer_finds_no_5xx_and_no_undocumented_status(live):
     fuzzed = sum(s.value for family in text_string_to_metric_families(metrics) for s in family.samples
                  if s.name == "mnistflow_http_requests_total" and s.labels["route"] == "/predict")
     assert fuzzed >= 30  # the fuzzer reached the real inputs: every answer was documented, none a 5xx
+
+
+def feedback(live, **fields) -> httpx.Response:
+    body = {"image": base64.b64encode(png_digit()).decode(), "label": "3", "model_sha256": "a" * 64, **fields}
+    return httpx.post(f"{live.url}/feedback", json=body, timeout=30)
+
+
+def png_digit(kind: str = "PNG") -> bytes:
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[6:22, 12:16] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, kind)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fields, says", [
+    ({"model_sha256": "z" * 64}, "model_sha256: required, the sha256 of the model that answered (64 hex digits)"),
+    ({"predicted": "7" * 650_000}, "predicted: the label the model answered, at most 64 characters"),
+    ({"x" * 1000: "y"}, "not a field of a correction"),
+])
+def test_feedback_fields_are_bounded_and_unknown_ones_refused(live, fields, says):
+    response = feedback(live, **fields)
+    assert response.status_code == 422 and says in response.json()["detail"], response.text
+
+
+def test_a_gif_correction_is_stored_as_a_png(live):
+    response = feedback(live, image=base64.b64encode(png_digit("GIF")).decode())
+    assert response.status_code == 201, response.text
+    stored = next(Path(live.cwd / "registry" / "inbox").glob(f"{response.json()['id']}.png"))
+    assert stored.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert json.loads(stored.with_suffix(".json").read_text())["client"] == "anonymous:127.0.0.1"
+
+
+def test_a_forwarded_address_from_an_unlisted_proxy_is_not_believed(live):
+    clients = set()
+    for n in range(3):
+        body = {"image": base64.b64encode(png_digit()).decode(), "label": "1", "model_sha256": "b" * 64}
+        response = httpx.post(f"{live.url}/feedback", json=body, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        assert response.status_code == 201, response.text
+        clients.add(response.json()["client"])
+    assert clients == {"anonymous:127.0.0.1"}  # the socket's peer: uvicorn's proxy headers are off

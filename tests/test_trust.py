@@ -193,3 +193,18 @@ def test_the_mnist_test_sets_known_label_errors_are_in_the_evaluation_and_the_ca
     card = mnist_run.card.read_text()
     assert f"{known['recall_at_50']} of the 15 validated label errors among the 50 least plausible" in card
     assert "Pervasive Label Errors in Test Sets" in card
+
+
+def test_the_inbox_has_a_global_cap_and_a_write_it_cannot_make_is_a_507(tmp_path, png_digit):
+    from serving.inbox import InboxLimits
+
+    inbox = Inbox(tmp_path / "inbox", InboxLimits(per_minute=3))
+    for n in range(3):
+        inbox.add(png_digit, "7", "a" * 64, None, CLASSES, None, f"anonymous:10.0.0.{n}")
+    with pytest.raises(Refused, match="more than 3 corrections a minute in all") as capped:
+        inbox.add(png_digit, "7", "a" * 64, None, CLASSES, None, "anonymous:10.0.0.9")
+    assert capped.value.status == 429
+    (tmp_path / "not-a-folder").write_text("a file where the inbox should be")
+    with pytest.raises(Refused, match="the feedback inbox cannot take it now") as unwritable:
+        Inbox(tmp_path / "not-a-folder" / "inbox").add(png_digit, "7", "a" * 64, None, CLASSES, None, "x")
+    assert unwritable.value.status == 507
