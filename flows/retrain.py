@@ -36,6 +36,8 @@ from lifecycle import registry, versions
 from lifecycle.retraction import learned_increments
 from mnistflow.device import DeviceChoice
 from mnistflow.download import DatasetFiles, dataset_dir
+from mnistflow.errors import MnistflowError
+from mnistflow.increments import Increment
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
 from mnistflow.train import WarmStart
@@ -135,14 +137,26 @@ def skip_reason(champion: dict[str, Any] | None, record: dict[str, Any], files: 
     return None
 
 
+def added_time(increment: Increment) -> datetime:
+    """When an increment was added, from its manifest: an ISO 8601 time with its zone, or one line naming it."""
+    try:
+        when = datetime.fromisoformat(increment.time)
+    except (TypeError, ValueError):
+        when = None
+    if when is None or when.tzinfo is None:
+        raise MnistflowError(f"{Path(increment.directory) / 'manifest.json'}: time {str(increment.time)[:40]!r} is "
+                             "not an ISO 8601 time with its time zone; restore the manifest (dvc checkout)")
+    return when
+
+
 def staleness(files: DatasetFiles, stale_after_days: float) -> dict[str, Any]:
     """How long since data last arrived (the newest increment), and whether that is too long."""
-    times = [inc.time for inc in files.increments if inc.time]
+    times = [(added_time(inc), inc.time) for inc in files.increments if inc.time]
     if not times:
         return {"stale": True, "days": None,
                 "message": "no data was ever added to the base dataset (python -m flows.intake)"}
-    newest = max(times)
-    days = (datetime.now(timezone.utc) - datetime.fromisoformat(newest)).total_seconds() / 86400
+    when, newest = max(times)
+    days = (datetime.now(timezone.utc) - when).total_seconds() / 86400
     stale = days > stale_after_days
     return {"stale": stale, "days": round(days, 2),
             "message": (f"no new data for {days:.1f} days (more than {stale_after_days:g}); " if stale else "")

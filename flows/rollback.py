@@ -54,6 +54,9 @@ def version_table(rows: list[dict[str, Any]]) -> str:
 
     lines = [f"{'':1} {'version':>7}  {'time':<24} {'test':>7} {'recent':>7}  {'data':<12} {'params':<12} model sha256"]
     for r in rows:
+        if "damaged" in r:
+            lines.append(f"{'*' if r['serving'] else ' '} {r['version']:>7}  damaged: {r['damaged']}")
+            continue
         lines.append(f"{'*' if r['serving'] else ' '} {r['version']:>7}  {r['time'] or '-':<24} "
                      f"{pct(r['test_accuracy']):>7} {pct(r['recent_accuracy']):>7}  {(r['data_digest'] or '-')[:12]:<12} "
                      f"{(r['params_digest'] or '-')[:12]:<12} {(r['model_sha256'] or '-')[:12]}")

@@ -34,7 +34,10 @@ def versions_dir(registry: RegistryPaths) -> Path:
 
 def version_numbers(registry: RegistryPaths) -> list[int]:
     root = versions_dir(registry)
-    return sorted(int(d.name) for d in root.iterdir() if d.is_dir() and d.name.isascii() and d.name.isdigit()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    # Only ASCII digits name a version: "²" and "٣" are digits to str.isdigit, not to int's readers.
+    return sorted(int(d.name) for d in root.iterdir() if d.is_dir() and d.name.isascii() and d.name.isdigit())
 
 
 def read_version(registry: RegistryPaths, number: int) -> dict[str, Any]:
@@ -112,7 +115,14 @@ def list_versions(registry: RegistryPaths) -> list[dict[str, Any]]:
         current = json.loads(registry.champion_record.read_text()).get("version")
     rows = []
     for number in version_numbers(registry):
-        record = json.loads((versions_dir(registry) / str(number) / "record.json").read_text())
+        try:
+            record = json.loads((versions_dir(registry) / str(number) / "record.json").read_text())
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            rows.append({"version": number, "serving": number == current, "damaged": f"record.json: {reason}"[:120]})
+            continue
         metrics = record.get("metrics") or {}
         rows.append({"version": number, "serving": number == current, "time": record.get("time"),
                      "run_id": record.get("run_id"), "source": record.get("source"),

@@ -172,3 +172,30 @@ def test_a_versions_lineage_runs_through_its_warm_starts():
                3: {"increments": ["c"], "warm_start": {"version": 2}}, 4: {"increments": ["c"]}}
     assert learned_increments(records, 3) == {"a", "b", "c"}  # 3 never trained on b, but started from a model that did
     assert learned_increments(records, 4) == {"c"}
+
+
+def test_only_ascii_digits_name_versions_and_a_damaged_one_is_one_line(tmp_path):
+    from flows.rollback import version_table
+
+    reg = RegistryPaths(tmp_path / "registry")
+    promote(reg, full_run(tmp_path / "run", "v1"), "v1")
+    for stray in ("²", "٣"):
+        (versions.versions_dir(reg) / stray).mkdir()
+    (versions.versions_dir(reg) / "2").mkdir()
+    (versions.versions_dir(reg) / "2" / "record.json").write_text("garbage {")
+    assert versions.version_numbers(reg) == [1, 2]
+    table = version_table(versions.list_versions(reg)).splitlines()
+    assert table[2].split() == ["2", "damaged:", "record.json:", "Expecting", "value:", "line", "1", "column", "1",
+                                "(char", "0)"]
+
+
+def test_a_manifest_time_without_a_zone_is_one_line_naming_it(tmp_path):
+    from flows.retrain import added_time
+    from mnistflow.increments import Increment
+
+    naive = Increment("x", str(tmp_path / "x"), "", "", (), "2026-12-01T00:00:00")
+    with pytest.raises(MnistflowError, match=r"x/manifest.json: time '2026-12-01T00:00:00' is not an ISO 8601 time "
+                                             "with its time zone"):
+        added_time(naive)
+    with pytest.raises(MnistflowError, match="time 'yesterday' is not an ISO 8601 time"):
+        added_time(Increment("x", str(tmp_path / "x"), "", "", (), "yesterday"))
