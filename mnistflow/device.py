@@ -8,6 +8,7 @@ machine of several GPUs, the GPU whose memory was checked is the GPU that trains
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -93,6 +94,13 @@ def configure_runtime(device: DeviceChoice, threads: int, precision: str = "floa
     is fixed. On CUDA some kernels are not, so deterministic algorithms are
     switched on there only: the switch costs 1.5 s of imports on every start.
     """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > cores:
+        # Oversubscribed, each op's threads wait on each other: 50x slower measured (issue 39).
+        logging.getLogger("mnistflow").warning(
+            "train.threads: %d threads on %d cores is oversubscribed and much slower; set train.threads: %d "
+            "(the results then differ in their last bits: the thread count is part of determinism)",
+            threads, cores, cores)
     torch.set_num_threads(threads)
     on_cuda = device.torch.type == "cuda"
     if on_cuda:

@@ -22,11 +22,29 @@ class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader (plain data only), made to count before it builds."""
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(node: yaml.MappingNode) -> None:
+    """YAML leaves a repeated key last-wins; a params file with two ``lr:`` is a mistake to name, not to guess."""
+    seen: dict[Any, int] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in seen:
+            raise DuplicateKey(f"key {key.value[:40]!r} twice in one mapping, at lines {seen[key.value]} and "
+                               f"{key.start_mark.line + 1}; keep one")
+        seen[key.value] = key.start_mark.line + 1
+
+
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     """How many values ``node`` is once every alias is expanded (shared nodes counted each time)."""
     if id(node) in memo:
         return memo[id(node)]
     memo[id(node)] = MAX_YAML_VALUES + 1  # a node inside itself (a recursive alias) is unbounded
+    if isinstance(node, yaml.MappingNode):
+        _no_duplicate_keys(node)
     if isinstance(node, yaml.SequenceNode):
         size = 1 + sum(_expanded_size(child, memo) for child in node.value)
     elif isinstance(node, yaml.MappingNode):
@@ -71,6 +89,8 @@ def read_yaml(path: str | Path, what: str = "params file") -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise MnistflowError(f"{path}: not valid YAML{where}") from None
+    except DuplicateKey as exc:
+        raise MnistflowError(f"{path}: {exc}") from None
     except RecursionError:
         raise MnistflowError(f"{path}: nested too deeply to be a {what}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # a value YAML cannot build (an int of 5,000 digits)

@@ -18,7 +18,7 @@ import yaml
 from lifecycle.sweep_spec import MAX_TRIALS, expand, load_spec
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params, validate
-from mnistflow.yaml_file import MAX_YAML_BYTES
+from mnistflow.yaml_file import MAX_YAML_BYTES, read_yaml
 from tests.helpers import run
 
 LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
@@ -158,3 +158,23 @@ def test_the_command_line_says_it_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"mnistflow: error: {path}: expands to over 100,000 values (aliases of aliases?); a params file is a few dozen"]
+
+
+def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  batch_size: 100\n  seed: 1\n  batch_size: 50\n")
+    with pytest.raises(MnistflowError, match=r"key 'batch_size' twice in one mapping, at lines 2 and 4; keep one"):
+        load_params(path)
+    path.write_text("base: &base {epochs: 1, lr: 0.1}\ntrain:\n  stages:\n    - <<: *base\n      lr: 0.5\n")
+    assert read_yaml(path)["train"]["stages"][0]["lr"] == 0.5  # a merge key is no repeat
+
+
+def test_more_threads_than_cores_is_a_warning_saying_how_many(caplog):
+    import os
+
+    from mnistflow.device import configure_runtime, select_device
+
+    cores = len(os.sched_getaffinity(0))
+    configure_runtime(select_device("cpu"), cores + 6)
+    assert f"train.threads: {cores + 6} threads on {cores} cores is oversubscribed" in caplog.text
+    configure_runtime(select_device("cpu"), 1)
