@@ -43,9 +43,14 @@ def mnist_test(real_mnist):
     return read_idx(real_mnist / FILE_NAMES["test-images"], 3), read_idx(real_mnist / FILE_NAMES["test-labels"], 1)
 
 
-def test_mnist_test_images_show_no_drift(mnist_run, mnist_test, tmp_path):
+@pytest.mark.parametrize("first", [0, 2000, 5000])
+def test_mnist_test_images_show_no_drift(mnist_run, mnist_test, tmp_path, first):
+    """Genuine digits from several slices of the test set: the baseline is a seeded random sample
+    of the validation set, not its first 2,000 images (2000-2999 alarmed against those, issue 39).
+    (8000-8999, all from the test set's second population of writers, still moves mean intensity
+    by KS 0.21: docs/serving.md, "The drift alarm".)"""
     profile = json.loads(mnist_run.profile.read_text())
-    window = window_of(mnist_run, tmp_path, mnist_test[0][:1000])
+    window = window_of(mnist_run, tmp_path, mnist_test[0][first:first + 1000])
     report = compare(profile, window)
     assert window["size"] == 1000 and report.judged
     assert not report.drift, report.statistics
