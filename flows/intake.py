@@ -11,9 +11,13 @@ pictures in any format, size or colour; a CSV of ``path,label``; or an IDX
 
 Pictures are prepared as the service prepares what it predicts on; every item
 then passes the gate (lifecycle/gate.py): a known class, no exact copy of any
-image the dataset holds, no near-copy of a test image. The accepted ones become
+image the dataset holds, no near-copy of a test image; then the trust rules
+(lifecycle/trust.py): the champion's probability of its label, against the
+champion's own threshold (under it: quarantined, for a person's review), and
+its client's share (over it: it waits in the inbox). The accepted ones become
 one immutable increment, ``<data-root>/<dataset>/increments/<id>/``; every
-refused one is listed with its reason (the report, and a table artifact). The
+refused, quarantined or waiting one is listed with its reason (the report, and
+table artifacts). The
 flow then emits the Prefect event ``mnistflow.data.added``, on which the
 ``retrain`` deployment's trigger fires (prefect.yaml). Sources are never changed.
 """
