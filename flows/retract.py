@@ -58,8 +58,10 @@ def retraction(increments: list[str], client: str | None = None, reason: str = "
                + f"; kept aside in {where.data}/retracted/{params.data.dataset}/. Reason: {reason}")
     get_run_logger().info("%s", message)
     create_markdown_artifact(f"# Retraction\n\n{message}", key="retraction")
+    # The same payload keys as mnistflow.data.added's: the retrain trigger's template reads them.
     emit_data_event(DATA_RETRACTED, params.data.dataset,
-                    {"increments": done["retracted"], "client": client, "items": done["items"], "reason": reason})
+                    {"increment": ",".join(done["retracted"]), "count": done["items"], "classes": {},
+                     "client": client, "reason": reason})
     return done
 
 

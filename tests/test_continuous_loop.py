@@ -146,3 +146,27 @@ def test_refused_intake_is_one_line_and_exit_2_and_writes_nothing(loop, tmp_path
     missing = subprocess.run([sys.executable, "-m", "flows.intake", str(tmp_path / "nowhere")], cwd=loop.repo,
                              env=loop.env, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nowhere: no such file or folder")
+
+
+def test_a_retraction_triggers_a_retrain_without_the_retracted_data(loop):
+    """After the loop test: its increment is retracted; the event fires the retrain deployment,
+    which trains without it and does not warm-start from the version that learned it."""
+    repo, registry = loop.repo, loop.repo / "registry"
+    increments = custom_dir(repo / "data") / "increments"
+    if not increments.is_dir() or not list(increments.iterdir()):  # run alone: add one first
+        pictures = loop.repo.parent / "retract-new"
+        write_pictures(pictures, 150, seed=78)
+        run([sys.executable, "-m", "flows.intake", str(pictures)], repo, loop.env, timeout=300)
+    (increment,) = list(increments.iterdir())[:1]
+    runs_before = len(retrain_runs(loop))
+    retract = run([sys.executable, "-m", "flows.intake", "--retract", increment.name, "--reason", "test"], repo,
+                  loop.env)
+    assert retract.returncode == 0, retract.stdout + retract.stderr
+    triggered = wait_for(lambda: next((r for r in retrain_runs(loop)[runs_before:]
+                                       if r["parameters"].get("trigger", {}).get("event") == "mnistflow.data.retracted"
+                                       and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), None),
+                         "the retrain run the retraction triggers", 400, every=0.5)
+    assert triggered["state_type"] == "COMPLETED", loop.logs(triggered["id"], wait=0)
+    assert triggered["parameters"]["trigger"]["increment"] == increment.name
+    record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
+    assert increment.name not in record["increments"]
