@@ -54,7 +54,7 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
            registry_dir: Path | None = None, max_items: int = Limits.items,
            min_label_probability: float | None = None,
            client_share: float = TrustPolicy.client_share, client_cap: int = TrustPolicy.client_cap,
-           review_timeout: int = 0) -> dict[str, Any]:
+           review_timeout: int = 0, csv_paths_outside: bool = False) -> dict[str, Any]:
     """Check new labelled images and add the accepted ones to the dataset as one increment.
 
     Args:
@@ -72,6 +72,7 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
         client_cap: the most items one feedback client adds between two champions.
         review_timeout: seconds to pause for a person's review of quarantined items (0: do not
             pause; review later with python -m flows.intake --review).
+        csv_paths_outside: let a CSV source name pictures outside its own folder (off: refused, each listed).
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -82,7 +83,7 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     shape = dataset_shape(files)
     inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
     candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
-                                   Limits(items=max_items), inbox_dir)
+                                   Limits(items=max_items, csv_paths_outside=csv_paths_outside), inbox_dir)
     policy = TrustPolicy(min_label_probability, client_share, client_cap)
     report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
                                  + ([str(inbox_dir)] if inbox_dir else []), registry.now(),
@@ -164,6 +165,8 @@ def main() -> None:
         parser.add_argument("--review-timeout", type=int, default=0,
                             help="seconds to pause for a review of quarantined items in the Prefect UI "
                                  "(default 0: no pause; decide later with --review)")
+        parser.add_argument("--csv-paths-outside", action="store_true",
+                            help="let a CSV name pictures outside its own folder (default: refused)")
         parser.add_argument("--min-label-probability", type=float, default=None,
                             help="quarantine under this probability of the claimed label (default: the "
                                  "champion's calibrated threshold)")
@@ -183,7 +186,8 @@ def main() -> None:
         return {"sources": [str(s) for s in args.sources], "inbox": args.inbox,
                 "params": load_params(args.params), "params_file": str(args.params),
                 "data_root": args.data_root, "registry_dir": args.registry, "max_items": args.max_items,
-                "review_timeout": args.review_timeout, "min_label_probability": args.min_label_probability}
+                "review_timeout": args.review_timeout, "min_label_probability": args.min_label_probability,
+                "csv_paths_outside": args.csv_paths_outside}
 
     def summary(result: dict[str, Any], link: str) -> str:
         if not result["increment"] and not result["quarantined"] and not result["waiting"]:

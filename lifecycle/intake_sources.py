@@ -14,6 +14,8 @@ import csv
 import dataclasses
 import io
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -36,6 +38,7 @@ class Limits:
     picture_bytes: int = 10 * 2**20   # bytes per picture file
     idx_bytes: int = 200 * 2**20      # bytes per IDX file (a whole MNIST training set is 47 MB)
     csv_bytes: int = 20 * 2**20       # bytes per CSV file
+    csv_paths_outside: bool = False   # a CSV may name pictures outside its own folder (off: confined to it)
 
 
 # Who sent an item named on intake's command line (or the deployment's sources): the operator.
@@ -55,9 +58,26 @@ def _label_problem(text: str, classes: list[str]) -> str:
     return f"label {text!r} is not one of the dataset's classes (0-{len(classes) - 1} or {', '.join(classes)})"
 
 
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+
+
+def regular_file(path: Path) -> os.stat_result:
+    """``path``'s stat (through links), once it is known to be a regular file: a FIFO would
+    block intake, and /dev/zero never ends. Anything else is one line naming it."""
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        raise MnistflowError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _KINDS if test(status.st_mode)), "not a file")
+        raise MnistflowError(f"{path}: {kind}, not a regular file; intake reads regular files only")
+    return status
+
+
 def prepared_picture(path: Path, shape: tuple[int, int], limits: Limits) -> np.ndarray:
     """A picture file as the network's input: decoded within bounds, prepared as the service prepares it."""
-    size = path.stat().st_size
+    size = regular_file(path).st_size
     if size > limits.picture_bytes:
         raise MnistflowError(f"{size:,} bytes is more than the {limits.picture_bytes:,} allowed per picture")
     frame = to_model_input(decode_image(path.read_bytes(), str(path)), shape)
@@ -80,45 +100,72 @@ def _picture(path: Path, origin: str, label_text: str, classes: list[str], shape
 
 
 def from_folder(folder: Path, classes: list[str], shape: tuple[int, int], limits: Limits) -> Iterator[Candidate]:
-    """Subfolders named by class (``3/``, ``Trouser/``), each holding pictures."""
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        for path in sorted(p for p in sub.rglob("*") if p.is_file()):
-            origin = str(path)
+    """Subfolders named by class (``3/``, ``Trouser/``), each holding pictures. Links to folders are
+    not followed (a class folder linked to /etc would walk all of it): each is listed, refused."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and entry.is_dir():
+            yield Candidate(str(entry), refused="a link to a folder, not followed (copy the pictures in, or give "
+                                                "that folder as a source of its own)")
+        elif entry.is_dir():
+            yield from _class_folder(entry, classes, shape, limits)
+        else:
+            yield Candidate(str(entry), refused="not in a class folder (put it in a subfolder named by its class)")
+
+
+def _class_folder(sub: Path, classes: list[str], shape: tuple[int, int], limits: Limits) -> Iterator[Candidate]:
+    for root, folders, files in os.walk(sub):  # followlinks=False: a linked folder is listed, not entered
+        for name in sorted(folders):
+            if (Path(root) / name).is_symlink():
+                yield Candidate(str(Path(root) / name), refused="a link to a folder, not followed")
+        folders.sort()
+        for name in sorted(files):
+            path = Path(root) / name
             if path.suffix.lower() not in PICTURES:
-                yield Candidate(origin, refused=f"not a picture (suffix {path.suffix or 'none'}; "
-                                                f"expected one of {', '.join(sorted(PICTURES))})")
-                continue
-            yield _picture(path, origin, sub.name, classes, shape, limits)
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        yield Candidate(str(path), refused="not in a class folder (put it in a subfolder named by its class)")
+                yield Candidate(str(path), refused=f"not a picture (suffix {path.suffix or 'none'}; "
+                                                   f"expected one of {', '.join(sorted(PICTURES))})")
+            else:
+                yield _picture(path, str(path), sub.name, classes, shape, limits)
 
 
 def from_csv(path: Path, classes: list[str], shape: tuple[int, int], limits: Limits) -> Iterator[Candidate]:
     """Rows of ``path,label`` (a header row ``path,label`` is optional); paths relative to the CSV's folder."""
-    if path.stat().st_size > limits.csv_bytes:
+    if regular_file(path).st_size > limits.csv_bytes:
         raise MnistflowError(f"{path}: more than the {limits.csv_bytes:,} bytes allowed for a CSV source")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise MnistflowError(f"{path}: not UTF-8 text (expected a CSV of path,label)") from None
-    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not row or not "".join(row).strip():
-            continue
+    rows = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), 1) if row and "".join(row).strip()]
+    header = bool(rows) and rows[0][0] == 1 and [c.strip().lower() for c in rows[0][1]] == ["path", "label"]
+    if len(rows) - header > limits.items:  # counted before any picture is prepared
+        raise MnistflowError(f"{path}: {len(rows) - header:,} rows; one intake reads at most {limits.items:,} "
+                             "items (split the batch; nothing was written)")
+    home = path.parent.resolve()
+    for number, row in rows:
         origin = f"{path} row {number}"
-        if number == 1 and [c.strip().lower() for c in row] == ["path", "label"]:
+        if header and number == 1:
             continue
         if len(row) != 2:
             yield Candidate(origin, refused=f"{len(row)} columns (expected path,label)")
             continue
         picture = (path.parent / row[0].strip())
-        if not picture.is_file():
-            yield Candidate(origin, refused=f"{row[0].strip()}: no such file")
+        try:
+            where = picture.resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a loop of links
+            yield Candidate(origin, refused=f"{row[0].strip()[:80]!r}: not a usable path ({exc})")
+            continue
+        if not limits.csv_paths_outside and not where.is_relative_to(home):
+            yield Candidate(origin, refused=f"{row[0].strip()[:80]}: outside the CSV's folder {path.parent} "
+                                            "(--csv-paths-outside allows it)")
+            continue
+        if not picture.exists():
+            yield Candidate(origin, refused=f"{row[0].strip()[:80]}: no such file")
             continue
         yield _picture(picture, f"{origin} ({picture})", row[1], classes, shape, limits)
 
 
 def _read_idx(path: Path, ndim: int, limits: Limits) -> np.ndarray:
-    size = path.stat().st_size
+    size = regular_file(path).st_size
     if size > limits.idx_bytes:
         raise MnistflowError(f"{path}: {size:,} bytes is more than the {limits.idx_bytes:,} allowed per IDX file")
     raw = path.read_bytes()
@@ -139,8 +186,9 @@ def labels_beside(images: Path) -> Path:
 
 def from_idx(images_path: Path, classes: list[str], shape: tuple[int, int], limits: Limits) -> Iterator[Candidate]:
     """An IDX pair of images and labels: the dataset's own format, taken as it is (no preparation)."""
+    regular_file(images_path)
     labels_path = labels_beside(images_path)
-    if not labels_path.is_file():
+    if not labels_path.exists():
         raise MnistflowError(f"{labels_path}: missing (the labels of {images_path})")
     images, labels = _read_idx(images_path, 3, limits), _read_idx(labels_path, 1, limits)
     if len(images) != len(labels):
