@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from flows.cli import run_flow_command
+from lifecycle.drift_inputs import MAX_BYTES, Window, comparable, parse, read_profile
 from lifecycle.drift import DriftReport, Thresholds, compare
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import RegistryPaths, roots
@@ -33,25 +33,23 @@ EVENT = "mnistflow.drift.detected"
 
 @task(name="read-window", retries=2, retry_delay_seconds=5)
 def read_window(service_url: str) -> dict[str, Any]:
+    """The service's window, read within a byte bound and checked (lifecycle/drift_inputs.py)."""
     import httpx
 
     url = f"{service_url.rstrip('/')}/monitoring/window"
     try:
-        response = httpx.get(url, timeout=30)
+        with httpx.stream("GET", url, timeout=30) as response:
+            if response.status_code != 200:
+                raise MnistflowError(f"service_url: {url} answered {response.status_code}: "
+                                     f"{response.read()[:200].decode(errors='replace')}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise MnistflowError(f"service_url: {url}: the window is over {MAX_BYTES:,} bytes; refused")
     except httpx.HTTPError as exc:
         raise MnistflowError(f"service_url: {url}: {exc}") from None
-    if response.status_code != 200:
-        raise MnistflowError(f"service_url: {url} answered {response.status_code}: {response.text[:200]}")
-    return response.json()
-
-
-def read_profile(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise MnistflowError(f"{path}: no validation profile (evaluation writes one beside metrics.json)") from None
-    except ValueError:
-        raise MnistflowError(f"{path}: not valid JSON") from None
+    return parse(Window, bytes(body), url)
 
 
 def plot(profile: dict[str, Any], window: dict[str, Any]) -> str:
@@ -105,6 +103,7 @@ def monitor(service_url: str = "http://127.0.0.1:8000", profile_file: str | None
     logger = get_run_logger()
     path = Path(profile_file) if profile_file else RegistryPaths(roots(registry=registry_dir).registry).champion_profile
     profile, window = read_profile(path), read_window(service_url)
+    comparable(profile, window, service_url)
     report = compare(profile, window, Thresholds(min_window=min_window))
     (logger.warning if report.drift else logger.info)("%s", report.message)
     create_markdown_artifact(markdown(report, plot(profile, window) if report.judged else None), key="drift-report",

@@ -78,3 +78,12 @@ def test_a_csv_of_too_many_rows_is_refused_before_any_picture_is_prepared(tmp_pa
     rows.write_text("".join(f"missing-{i}.png,7\n" for i in range(1_001)))
     with pytest.raises(MnistflowError, match=r"rows.csv: 1,001 rows; one intake reads at most 1,000 items"):
         read(rows, limits=Limits(items=1_000))
+
+
+def test_a_label_is_exactly_a_class_name_or_number(tmp_path):
+    for name in ("07", "+7", "-1", "7"):
+        picture(tmp_path / "src" / name / "a.png")
+    found = read(tmp_path / "src")
+    assert found[str(tmp_path / "src" / "7" / "a.png")] is None
+    for name in ("07", "+7", "-1"):
+        assert found[str(tmp_path / "src" / name / "a.png")].startswith(f"label {name!r} is not one of the dataset's")
