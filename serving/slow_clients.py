@@ -1,11 +1,13 @@
-"""Slow clients: a connection must finish its request's headers within HEADER_SECONDS.
+"""Slow clients: a connection must finish its request's headers within HEADER_SECONDS,
+and then its body within BODY_SECONDS.
 
 uvicorn (0.54) has no such limit: its keep-alive timer runs only between a
 response and the next request's first byte, so a client that then sends its
 headers a byte a second holds a connection, and a file descriptor, for as long
 as it likes (slowloris). ``HeaderDeadline`` is uvicorn's h11 protocol with a
 deadline armed when a connection opens and after each response, and cleared
-when a request's headers are complete; past it, the connection is closed.
+when a request's headers are complete, then armed again for the body and
+cleared when the body is complete; past either, the connection is closed.
 
 It relies on the protocol's internals (``cycle``, ``transport``, ``loop``), so it
 is listed in mnistflow/private_api.py (``header-deadline``; off: uvicorn's own
@@ -20,6 +22,8 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEADER_SECONDS = 10.0
+# A request's body, from its headers' end: an 8 MiB upload needs 30 s only below 2 Mbit/s.
+BODY_SECONDS = 30.0
 
 
 class HeaderDeadline(H11Protocol):
@@ -38,8 +42,18 @@ class HeaderDeadline(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.cycle is not None and self.cycle is not self._waiting_since_cycle:
-            self._clear()  # a whole request's headers arrived: a new cycle began
+        cycle = self.cycle
+        if cycle is None:
+            return
+        if cycle is not self._waiting_since_cycle:
+            # A whole request's headers arrived (a new cycle began): now its body has BODY_SECONDS.
+            self._clear()
+            self._waiting_since_cycle, self._in_body = cycle, cycle.more_body
+            if cycle.more_body:
+                self._deadline = self.loop.call_later(BODY_SECONDS, self._too_slow)
+        elif getattr(self, "_in_body", False) and not cycle.more_body:
+            self._in_body = False
+            self._clear()  # the body is complete
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -54,5 +68,6 @@ class HeaderDeadline(H11Protocol):
     def _too_slow(self) -> None:
         self._deadline = None
         if not self.transport.is_closing():
-            self.logger.info("closed a connection that sent no complete request headers in %.0f s", HEADER_SECONDS)
+            self.logger.info("closed a connection too slow to send its request (headers within %.0f s, the body "
+                             "within %.0f s)", HEADER_SECONDS, BODY_SECONDS)
             self.transport.close()

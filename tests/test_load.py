@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from harness.real_parts import Service
-from serving.slow_clients import HEADER_SECONDS
+from serving.slow_clients import BODY_SECONDS, HEADER_SECONDS
 from tests.test_service_production import trained  # noqa: F401  (the module's tiny trained model)
 
 # The load test saturates both cores for seconds: the page's timed waits never run beside it.
@@ -106,3 +106,26 @@ def test_a_client_sending_a_byte_a_second_neither_blocks_others_nor_stays(traine
         # bound here but the wait above.
         assert held >= HEADER_SECONDS - 1
         slow.close()
+
+
+def test_a_body_sent_a_byte_a_second_is_cut_off_after_its_deadline(trained, tmp_path):  # noqa: F811
+    """Headers on time, then a body of 100 bytes a byte a second: held no longer than BODY_SECONDS."""
+    with Service(trained.model, tmp_path) as service:
+        host, port = service.url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n")
+        started, sent, cut = time.monotonic(), 0, False
+        try:
+            while sent < 100 and time.monotonic() - started < BODY_SECONDS + 30:
+                if closed(slow):
+                    cut = True
+                    break
+                slow.sendall(b" ")
+                sent += 1
+                time.sleep(1.0)
+        except OSError:  # a broken pipe: the server has closed it
+            cut = True
+        slow.close()
+        assert cut, f"the slow body was never cut off ({sent} bytes sent, a byte a second)"
+        assert sent >= BODY_SECONDS - 2  # bytes are the clock: not cut before its deadline
