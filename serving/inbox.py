@@ -104,6 +104,8 @@ class Inbox:
             raise Refused(422, "model_sha256: required, the sha256 of the model that answered (64 hex digits)")
         if predicted is not None and (not isinstance(predicted, str) or len(predicted) > MAX_PREDICTED_CHARS):
             raise Refused(422, f"predicted: the label the model answered, at most {MAX_PREDICTED_CHARS} characters")
+        with self._lock:  # before any decoding: a client over its rate costs nothing more
+            self._rate_limited(client)
         try:  # within the service's decoding budget, as /predict's pictures are
             grey = decode_within_budget([("image", picture)])[0]
         except TooManyPixels as exc:
@@ -117,7 +119,6 @@ class Inbox:
                   "model_known": model_sha256 == serving_sha256,
                   "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         with self._lock:
-            self._rate_limited(client)
             self._room(len(picture))
             ident = f"{record['time'].replace(':', '').replace('-', '')[:18]}-{secrets.token_hex(4)}"
             try:

@@ -217,3 +217,37 @@ def test_a_forwarded_address_from_an_unlisted_proxy_is_not_believed(live):
         assert response.status_code == 201, response.text
         clients.add(response.json()["client"])
     assert clients == {"anonymous:127.0.0.1"}  # the socket's peer: uvicorn's proxy headers are off
+
+
+def test_twenty_four_large_corrections_decode_within_the_predict_budget(trained, tmp_path):
+    """The hostile tester's 24 concurrent 4096x4096 PNGs to /feedback took RSS from 0.58 to
+    5.57 GB: feedback decoded outside the decoders' semaphore. It shares /predict's now."""
+    import threading
+
+    import psutil
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(trained.model.read_bytes())
+    with Service(model, tmp_path, {**os.environ, "MNISTFLOW_REGISTRY": str(tmp_path / "registry")}) as service:
+        server = psutil.Process(service.proc.pid)
+        body = {"image": base64.b64encode(png(4096)).decode(), "label": "3", "model_sha256": "a" * 64}
+        peak, done, answers = [server.memory_info().rss], threading.Event(), []
+
+        def watch() -> None:
+            while not done.is_set():
+                peak.append(server.memory_info().rss)
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        clients = [threading.Thread(target=lambda: answers.append(
+            httpx.post(f"{service.url}/feedback", json=body, timeout=120).status_code)) for _ in range(24)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        done.set()
+        watcher.join()
+    assert sorted(set(answers)) == [201], answers  # 24 is under the 30 a minute one client may send
+    grew = (max(peak) - peak[0]) / 2**20
+    assert grew < 1500, f"RSS grew by {grew:.0f} MiB"
