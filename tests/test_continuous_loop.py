@@ -4,7 +4,8 @@ serving the champion, real dvc in a real git repository.
 
 intake (CLI) -> mnistflow.data.added -> the retrain deployment's trigger -> a
 warm-started challenger, judged and promoted -> the service answers with it ->
-the rollback deployment -> the service answers with the old champion."""
+the rollback deployment -> the service answers with the old champion -> the
+increment retracted -> mnistflow.data.retracted -> a retrain without it."""
 
 from __future__ import annotations
 
@@ -131,6 +132,20 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
     assert "up to date" in status.stdout, status.stdout
     assert dvc(repo, "status", "-c").returncode == 0
 
+    # 8. Retracting the increment fires the retrain deployment too; it trains without it.
+    runs_before = len(retrain_runs(loop))
+    retract = run([sys.executable, "-m", "flows.intake", "--retract", increment.name, "--reason", "test"], repo,
+                  loop.env)
+    assert retract.returncode == 0, retract.stdout + retract.stderr
+    retrained = wait_for(lambda: next((r for r in retrain_runs(loop)[runs_before:]
+                                       if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), None),
+                         "the retrain run the retraction triggers", 400, every=0.5)
+    assert retrained["state_type"] == "COMPLETED", loop.logs(retrained["id"], wait=0)
+    assert retrained["parameters"]["trigger"]["event"] == "mnistflow.data.retracted"
+    assert retrained["parameters"]["trigger"]["increment"] == increment.name
+    record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
+    assert increment.name not in record["increments"]
+
 
 def test_refused_intake_is_one_line_and_exit_2_and_writes_nothing(loop, tmp_path):
     folder = tmp_path / "bad"
@@ -147,26 +162,3 @@ def test_refused_intake_is_one_line_and_exit_2_and_writes_nothing(loop, tmp_path
                              env=loop.env, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and missing.stderr.strip().endswith("nowhere: no such file or folder")
 
-
-def test_a_retraction_triggers_a_retrain_without_the_retracted_data(loop):
-    """After the loop test: its increment is retracted; the event fires the retrain deployment,
-    which trains without it and does not warm-start from the version that learned it."""
-    repo, registry = loop.repo, loop.repo / "registry"
-    increments = custom_dir(repo / "data") / "increments"
-    if not increments.is_dir() or not list(increments.iterdir()):  # run alone: add one first
-        pictures = loop.repo.parent / "retract-new"
-        write_pictures(pictures, 150, seed=78)
-        run([sys.executable, "-m", "flows.intake", str(pictures)], repo, loop.env, timeout=300)
-    (increment,) = list(increments.iterdir())[:1]
-    runs_before = len(retrain_runs(loop))
-    retract = run([sys.executable, "-m", "flows.intake", "--retract", increment.name, "--reason", "test"], repo,
-                  loop.env)
-    assert retract.returncode == 0, retract.stdout + retract.stderr
-    triggered = wait_for(lambda: next((r for r in retrain_runs(loop)[runs_before:]
-                                       if r["parameters"].get("trigger", {}).get("event") == "mnistflow.data.retracted"
-                                       and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")), None),
-                         "the retrain run the retraction triggers", 400, every=0.5)
-    assert triggered["state_type"] == "COMPLETED", loop.logs(triggered["id"], wait=0)
-    assert triggered["parameters"]["trigger"]["increment"] == increment.name
-    record = json.loads(sorted((registry / "runs").glob("*.json"))[-1].read_text())
-    assert increment.name not in record["increments"]

@@ -97,7 +97,7 @@ def test_a_flood_is_quarantined_bounded_and_retracted_and_genuine_corrections_ge
         assert status == 201 and item["client"] == "lab-a"
     # The rest through the inbox's own function, as the service calls it (its rate limit of 30 a
     # minute per client would make the flood take half an hour).
-    inbox = Inbox(registry / "inbox", InboxLimits(per_client_per_minute=10**6))
+    inbox = Inbox(registry / "inbox", InboxLimits(per_client_per_minute=10**6, per_minute=10**6))
     for n, index in enumerate(wrong[1:]):
         client = ("lab-a", "lab-b", "lab-c")[n % 3]
         inbox.add(png_bytes(world["images"][index]), str(world["labels"][index]), "0" * 64, None, CLASSES, None, client)
