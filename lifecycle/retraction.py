@@ -7,7 +7,9 @@ push` carries the new version), and is kept aside, whole, with a
 ``<data-root>/retracted/<dataset>/``. Retracting a client rewrites each
 increment that holds its items as a new increment of the others' items, whose
 manifest names the increment it replaces and the retraction; the old one is
-kept aside the same way. Nothing is deleted, and sources are never touched.
+kept aside the same way, after its replacement is whole (a retraction killed in
+between is finished by the next one). Nothing is deleted, and sources are never
+touched.
 
 Which models learned from retracted data is known from the registry: each
 version records the increments it trained on and the version it warm-started
@@ -43,10 +45,23 @@ def _set_aside(increment: Increment, data_root: Path, dataset: str, note: dict[s
     """Move an increment out of the dataset, whole, with the retraction's note beside its files."""
     aside = retracted_dir(data_root, dataset) / increment.id
     aside.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(Path(increment.directory) / "retraction.json", note)
-    os.rename(increment.directory, aside)
+    os.rename(increment.directory, aside)  # out of the dataset first: its folder is never changed in place
     atomic.fsync_dir(aside.parent)
+    atomic.write_json(aside / "retraction.json", note)
     return aside
+
+
+def _finish_interrupted(files: DatasetFiles, data_root: Path, dataset: str) -> None:
+    """A retraction killed between writing an increment's replacement and setting the old one
+    aside left both in the data: set the old one aside now."""
+    present = {inc.id: inc for inc in files.increments}
+    for increment in files.increments:
+        if increment.id not in present:  # set aside a moment ago
+            continue
+        replaced = json.loads((Path(increment.directory) / MANIFEST).read_text()).get("replaces")
+        if replaced in present:
+            _set_aside(present.pop(replaced), data_root, dataset,
+                       {"reason": f"replaced by {increment.id} (a retraction interrupted before it finished)"})
 
 
 def _items(increment: Increment) -> list[dict[str, Any]]:
@@ -57,8 +72,9 @@ def retract(files_of: Any, data_root: Path, dataset: str, increment_ids: list[st
             note: dict[str, Any], time: str) -> dict[str, Any]:
     """Retract ``increment_ids`` whole, and ``client``'s items from every increment; what was done."""
     with intake_lock(data_root, dataset):
+        clear_scratch(data_root, dataset)
+        _finish_interrupted(files_of(), data_root, dataset)
         files: DatasetFiles = files_of()
-        clear_scratch(data_root, files.dataset)
         by_id = {inc.id: inc for inc in files.increments}
         unknown = [i for i in increment_ids if i not in by_id]
         if unknown:

@@ -208,3 +208,31 @@ def test_the_inbox_has_a_global_cap_and_a_write_it_cannot_make_is_a_507(tmp_path
     with pytest.raises(Refused, match="the feedback inbox cannot take it now") as unwritable:
         Inbox(tmp_path / "not-a-folder" / "inbox").add(png_digit, "7", "a" * 64, None, CLASSES, None, "x")
     assert unwritable.value.status == 507
+
+
+def test_a_retraction_of_a_clients_items_keeps_the_others_and_finishes_an_interrupted_one(params, data_root, paths):
+    import shutil
+
+    from lifecycle.retraction import retract
+
+    STAGES["download"](params, data_root, paths)
+    images, labels = fresh(40, seed=4)
+    files_of = lambda: locate(params.data, data_root)  # noqa: E731
+    report = intake("custom", files_of, data_root, candidates(images[:20], labels[:20], "lab-a")
+                    + candidates(images[20:], labels[20:], "flood"), ["feedback"], TIME,
+                    Screening(None, 0.0, (), TrustPolicy(client_floor=100)))
+    old = Path(report.directory)
+    kept = shutil.copytree(old, data_root / "copy-of-old")  # to replay a kill after the rewrite
+    done = retract(files_of, data_root, "custom", [], "flood", {"reason": "a flood"}, TIME)
+    (new,) = files_of().increments
+    manifest = json.loads((Path(new.directory) / "manifest.json").read_text())
+    assert done["items"] == 20 and manifest["replaces"] == old.name and manifest["clients"] == {"lab-a": 20}
+    note = json.loads((data_root / "retracted" / "custom" / old.name / "retraction.json").read_text())
+    assert note["reason"] == "a flood"
+    # A kill between the rewrite and setting the old one aside left both: the next retraction finishes it.
+    shutil.rmtree(data_root / "retracted")
+    shutil.copytree(kept, old)
+    assert len(files_of().increments) == 2
+    with pytest.raises(MnistflowError, match="no item of 'flood'"):
+        retract(files_of, data_root, "custom", [], "flood", {"reason": "again"}, TIME)
+    assert [i.id for i in files_of().increments] == [new.id]
