@@ -118,7 +118,9 @@ def screening(params: Params, registry_paths: RegistryPaths, policy: TrustPolicy
     if predictor is not None and predictor.labels != class_labels(params.data.dataset):
         get_run_logger().warning("the champion's classes are not %s's: no label is scored", params.data.dataset)
         predictor = None
-    evaluation = json.loads(registry_paths.champion_evaluation.read_text()) if predictor else {}
+    # A champion promoted before its evaluation held a threshold (or with none beside it) gets the fallback.
+    found = predictor is not None and registry_paths.champion_evaluation.exists()
+    evaluation = json.loads(registry_paths.champion_evaluation.read_text()) if found else {}
     threshold = champion_threshold(evaluation, policy)
     if predictor is not None:
         get_run_logger().info("labels scored by the champion (version %s); quarantined under %.3g",
