@@ -28,7 +28,7 @@ run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml
 	$(PY) -m flows.training
 
 test: setup-dev  ## the whole test suite (CI runs exactly this)
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20
 
 unit: setup-dev  ## the in-process tests only, under a minute: the inner loop
 	$(PY) -m pytest -q -n 2 -m "not integration"
