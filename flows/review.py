@@ -48,6 +48,10 @@ class ReviewDecision(RunInput):
     reject: list[str] = []
 
 
+def top_three(record: dict[str, Any]) -> str:
+    return ", ".join(f"{t['label']} {t['probability']:.1%}" for t in record["top"])
+
+
 def review_markdown(records: list[dict[str, Any]], data_root: Path, dataset: str) -> str:
     lines = [f"# Quarantine: {len(records)} item(s) to review", "",
              "Resume this run with the ids to accept and to reject; a timeout leaves them quarantined.", "",
@@ -55,8 +59,7 @@ def review_markdown(records: list[dict[str, Any]], data_root: Path, dataset: str
     for record in records[:SHOWN]:
         png = quarantine.picture_of(data_root, dataset, record["id"]).read_bytes()
         picture = f"![{record['id']}](data:image/png;base64,{base64.b64encode(png).decode()})"
-        top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in record["top"])
-        lines.append(f"| {picture} | `{record['id']}` | {record['client']} | {record['label']} | {top} | "
+        lines.append(f"| {picture} | `{record['id']}` | {record['client']} | {record['label']} | {top_three(record)} | "
                      f"{record['label_probability']:.2%} |")
     if len(records) > SHOWN:
         lines.append(f"\n{len(records) - SHOWN} more: `python -m flows.intake --review` lists them all.")
@@ -118,8 +121,7 @@ def review(reviewer: str, accept: list[str], reject: list[str], params: Params |
 def pending_table(records: list[dict[str, Any]], data_root: Path, dataset: str) -> str:
     lines = [f"{len(records)} quarantined item(s) wait for review in {quarantine.quarantine_dir(data_root, dataset)}:"]
     for r in records:
-        top = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
-        lines.append(f"  {r['id']}  {r['client']}  claimed {r['label']}  champion: {top}  (score {r['label_probability']:.3g}; "
+        lines.append(f"  {r['id']}  {r['client']}  claimed {r['label']}  champion: {top_three(r)}  (score {r['label_probability']:.3g}; "
                      f"picture {quarantine.picture_of(data_root, dataset, r['id'])})")
     return "\n".join(lines + ["decide: python -m flows.intake --review --reviewer NAME --accept ID ... --reject ID ..."])
 

@@ -26,7 +26,7 @@ from mnistflow import atomic
 from mnistflow.datasets import class_labels
 from mnistflow.download import DatasetFiles
 from mnistflow.idx import encode_idx, header_size, parse_header
-from mnistflow.increments import IMAGES, LABELS, MANIFEST, increments_dir, item_sha256
+from mnistflow.increments import IMAGES, LABELS, MANIFEST, Increment, increments_dir, item_sha256
 from mnistflow.inference import Predictor
 from lifecycle import quarantine
 from lifecycle.gate import Gate
@@ -68,13 +68,17 @@ class Screening:
     policy: TrustPolicy = TrustPolicy()
 
 
+def manifest_of(increment: Increment) -> dict[str, Any]:
+    """An increment's manifest (read_increment checked it when the dataset was located)."""
+    return json.loads((Path(increment.directory) / MANIFEST).read_text())
+
+
 def added_per_client(files: DatasetFiles, champion_increments: tuple[str, ...]) -> Counter:
     """Items per client in the increments the champion has not learned from."""
     counts: Counter = Counter()
     for increment in files.increments:
         if increment.id not in champion_increments:
-            manifest = json.loads((Path(increment.directory) / MANIFEST).read_text())
-            counts.update(item.get("client", OPERATOR) for item in manifest["items"])
+            counts.update(item.get("client", OPERATOR) for item in manifest_of(increment)["items"])
     return counts
 
 

@@ -11,16 +11,13 @@ Nothing here is ever deleted.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
+from serving.imaging import decode_image, png_bytes
 
 from .intake_sources import Candidate
 
@@ -29,12 +26,6 @@ QUARANTINE = "quarantine"
 
 def quarantine_dir(data_root: Path, dataset: str) -> Path:
     return Path(data_root) / QUARANTINE / dataset
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def keep(data_root: Path, dataset: str, batch: str, items: list[dict[str, Any]], time: str) -> list[dict[str, Any]]:
@@ -79,7 +70,8 @@ def picture_of(data_root: Path, dataset: str, item_id: str) -> Path:
 
 def candidate_of(data_root: Path, dataset: str, record: dict[str, Any], classes: list[str]) -> Candidate:
     """A quarantined item as intake's candidate again: its prepared pixels, claimed label and client."""
-    pixels = np.asarray(Image.open(picture_of(data_root, dataset, record["id"])).convert("L"))
+    path = picture_of(data_root, dataset, record["id"])
+    pixels = decode_image(path.read_bytes(), str(path))
     return Candidate(f"quarantine:{record['id']}", pixels, classes.index(record["label"]), client=record["client"])
 
 

@@ -72,7 +72,7 @@ def test_accuracy(model_path: Path, data: DeviceData, tensors: LabelledTensors |
     challenger are judged on the same images."""
     model, info = load_model(model_path)
     scaling = info["input_scaling"]
-    images = rescaled(tensors or data.test, (data.mean, data.std), (scaling["mean"], scaling["std"]))
+    images = rescaled(data.test if tensors is None else tensors, (data.mean, data.std), (scaling["mean"], scaling["std"]))
     loss, accuracy, _ = evaluate_tensors(model.to(data.test.x.device), images)
     return {"accuracy": accuracy, "loss": loss}
 

@@ -19,7 +19,6 @@ lineage holds an increment the dataset no longer has.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ import numpy as np
 from mnistflow import atomic
 from mnistflow.download import DatasetFiles
 from mnistflow.errors import MnistflowError
-from mnistflow.increments import MANIFEST, Increment, increments_dir, load_increment
+from mnistflow.increments import Increment, increments_dir, load_increment
 
-from .intake import clear_scratch, dataset_shape, intake_lock, write_increment
+from .intake import clear_scratch, dataset_shape, intake_lock, manifest_of, write_increment
 from .intake_sources import OPERATOR, Candidate
 
 RETRACTED = "retracted"
@@ -58,14 +57,14 @@ def _finish_interrupted(files: DatasetFiles, data_root: Path, dataset: str) -> N
     for increment in files.increments:
         if increment.id not in present:  # set aside a moment ago
             continue
-        replaced = json.loads((Path(increment.directory) / MANIFEST).read_text()).get("replaces")
+        replaced = manifest_of(increment).get("replaces")
         if replaced in present:
             _set_aside(present.pop(replaced), data_root, dataset,
                        {"reason": f"replaced by {increment.id} (a retraction interrupted before it finished)"})
 
 
 def _items(increment: Increment) -> list[dict[str, Any]]:
-    return json.loads((Path(increment.directory) / MANIFEST).read_text())["items"]
+    return manifest_of(increment)["items"]
 
 
 def retract(files_of: Any, data_root: Path, dataset: str, increment_ids: list[str], client: str | None,
@@ -109,8 +108,7 @@ def _rewrite(files: DatasetFiles, data_root: Path, increment: Increment, keep: l
     mask = np.array(keep)
     candidates = [Candidate(item["origin"], image, int(label), client=item.get("client", OPERATOR))
                   for item, image, label, kept in zip(items, images, labels, mask) if kept]
-    manifest = json.loads((Path(increment.directory) / MANIFEST).read_text())
-    ident, _ = write_increment(files, data_root, candidates, [], manifest.get("sources", []), time,
+    ident, _ = write_increment(files, data_root, candidates, [], manifest_of(increment).get("sources", []), time,
                                        extra={"replaces": increment.id, "retraction": {**note, "time": time}})
     return ident
 

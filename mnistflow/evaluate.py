@@ -26,9 +26,9 @@ from .device import Runtime
 from .download import DatasetFiles
 from .errors import MnistflowError
 from .export import recorded_check
-from .params import EVALUATION_CHUNK, Params
+from .params import Params
 from .paths import RunPaths
-from .label_scores import label_scores
+from .label_scores import label_scores, probabilities
 from .profile import profile
 from .scoring import evaluate_tensors
 from .tensors import DeviceData
@@ -52,14 +52,10 @@ def recent_slice(model: torch.nn.Module, data: DeviceData) -> dict[str, Any] | N
     return {"accuracy": accuracy, "loss": loss, "size": len(data.recent)}
 
 
-@torch.no_grad()
-def validation_profile(model: torch.nn.Module, data: DeviceData, names: list[str]) -> dict[str, Any]:
+def validation_profile(val_probabilities: np.ndarray, data: DeviceData, names: list[str]) -> dict[str, Any]:
     """What the model sees and says on the validation set: the baseline of the service's drift check."""
-    model.eval()
-    probabilities = torch.cat([torch.softmax(model(data.val.x[i:i + EVALUATION_CHUNK]), dim=1)
-                               for i in range(0, len(data.val), EVALUATION_CHUNK)])
     pixels = (data.val.x * data.std + data.mean).reshape(len(data.val), *data.shape)
-    return profile(pixels.cpu().numpy(), probabilities.cpu().numpy(), names)
+    return profile(pixels.cpu().numpy(), val_probabilities, names)
 
 
 def library_versions() -> dict[str, str]:
@@ -109,12 +105,13 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
         "platform": {"system": platform.system(), "machine": platform.machine(),
                      "implementation": sys.implementation.name},
     }
-    metrics["label_scores"] = label_scores(model, data.val, data.test, params.data.dataset)
+    val_probabilities = probabilities(model, data.val)  # once, for the label scores and the drift profile
+    metrics["label_scores"] = label_scores(model, val_probabilities, data.val, data.test, params.data.dataset)
     recent = recent_slice(model, data)
     if recent is not None:
         metrics["recent"] = recent
         metrics["dataset"]["increments"] = [inc.id for inc in files.increments]
-    atomic.write_json(paths.profile, validation_profile(model, data, names))
+    atomic.write_json(paths.profile, validation_profile(val_probabilities, data, names))
     atomic.write_json(paths.evaluation, metrics)
     atomic.write_json(paths.metrics, comparable(metrics))
     # One row per test image, the shape `dvc plots` wants for its confusion template.

@@ -88,6 +88,13 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         raise ImageError(f"{name}: unreadable image ({exc})") from None
 
 
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """Greyscale pixels (uint8) as PNG bytes: the inbox's and the quarantine's stored pictures."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def read_image(path: Path) -> np.ndarray:
     try:
         data = Path(path).read_bytes()

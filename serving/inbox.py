@@ -15,7 +15,6 @@ client per minute (429). A full inbox never stops predictions.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import secrets
 import threading
@@ -26,15 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from mnistflow import atomic
 from mnistflow.datasets import class_index
 from mnistflow.errors import MnistflowError
 
 from .decoding import TooManyPixels, decode_within_budget
-from .imaging import ImageError
+from .imaging import ImageError, png_bytes
 
 
 @dataclass(frozen=True)
@@ -50,6 +46,7 @@ class InboxLimits:
 FIELDS = {"image", "label", "model_sha256", "predicted"}
 MAX_PREDICTED_CHARS = 64
 HEX = set("0123456789abcdef")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class Refused(Exception):
@@ -113,7 +110,7 @@ class Inbox:
         except ImageError as exc:
             raise Refused(422, str(exc)) from None
         if not picture.startswith(PNG_SIGNATURE):  # a GIF, a JPEG...: stored as the PNG of what intake reads
-            picture = png_of(grey)
+            picture = png_bytes(grey)
         record = {"label": classes[index], "model_sha256": model_sha256, "client": client, "predicted": predicted,
                   # An answer from another model (the champion changed since) is kept, and said so.
                   "model_known": model_sha256 == serving_sha256,
@@ -132,10 +129,3 @@ class Inbox:
         return {"id": ident, **record}
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_of(grey: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(grey).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -21,6 +21,7 @@ from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
 from mnistflow.stages import STAGES
 from serving.clients import FeedbackAccess, read_tokens
+from serving.imaging import png_bytes
 from serving.inbox import Inbox, Refused
 from tests.helpers import make_arrays
 
@@ -48,7 +49,7 @@ def fresh(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture
 def png_digit() -> bytes:
-    return quarantine.png_bytes(fresh(1, seed=9)[0][0])
+    return png_bytes(fresh(1, seed=9)[0][0])
 
 
 def candidates(images, labels, client: str) -> list[Candidate]:

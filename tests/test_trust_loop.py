@@ -25,7 +25,7 @@ import yaml
 from bench.warm_start import late_data
 from harness.real_parts import Service, wait_for
 from lifecycle import quarantine
-from lifecycle.quarantine import png_bytes
+from serving.imaging import png_bytes
 from mnistflow.datasets import class_labels
 from mnistflow.download import locate
 from mnistflow.idx import read_idx
