@@ -23,7 +23,11 @@ from typing import Any
 import numpy as np
 
 P_VALUE = 0.001
-KS_DISTANCE = 0.15
+# Genuine digits from one group of writers differ from the validation set's mix by up
+# to 0.24 (confidence, over the ten 1,000-image slices of MNIST's test set, which is
+# ordered by writer; mean intensity up to 0.22): at 0.15, four of those ten alarmed.
+# Fashion images move confidence by 0.73 and classes by 0.39 (issue 39, section 4).
+KS_DISTANCE = 0.3
 CLASS_DISTANCE = 0.15
 MIN_WINDOW = 200
 

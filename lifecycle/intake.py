@@ -109,7 +109,7 @@ def increment_id(time: str, images: bytes, labels: bytes) -> str:
 def gate_candidates(candidates: list[Candidate], gate: Gate) -> tuple[list[Candidate], list[dict[str, str]]]:
     accepted, refused = [], []
     for candidate in candidates:
-        reason = candidate.refused or gate.refusal(candidate.pixels, candidate.origin)
+        reason = candidate.refused or gate.refusal(candidate.pixels, candidate.origin, candidate.frame)
         if reason:
             refused.append({"origin": candidate.origin, "reason": reason})
         else:

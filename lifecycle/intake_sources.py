@@ -25,7 +25,7 @@ import numpy as np
 from mnistflow.datasets import class_index
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import parse_header, parse_idx
-from serving.imaging import decode_image, to_model_input
+from serving.imaging import decode_image, to_model_input, whole_frame
 
 PICTURES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
@@ -51,6 +51,7 @@ class Candidate:
     pixels: np.ndarray | None = None  # prepared: uint8, the dataset's shape
     label: int | None = None
     refused: str | None = None         # why it cannot be used, when it cannot
+    frame: np.ndarray | None = None    # a picture's whole frame at the dataset's shape (None: pixels are the source)
     client: str = OPERATOR             # who sent it: the service's feedback records its client
 
 
@@ -75,15 +76,17 @@ def regular_file(path: Path) -> os.stat_result:
     return status
 
 
-def prepared_picture(path: Path, shape: tuple[int, int], limits: Limits) -> np.ndarray:
-    """A picture file as the network's input: decoded within bounds, prepared as the service prepares it."""
+def prepared_picture(path: Path, shape: tuple[int, int], limits: Limits) -> tuple[np.ndarray, np.ndarray]:
+    """A picture file as the network's input (decoded within bounds, prepared as the service
+    prepares it), and its whole frame at the same shape, for the gate's near-copy rule."""
     size = regular_file(path).st_size
     if size > limits.picture_bytes:
         raise MnistflowError(f"{size:,} bytes is more than the {limits.picture_bytes:,} allowed per picture")
-    frame = to_model_input(decode_image(path.read_bytes(), str(path)), shape)
-    if not frame.any():
+    grey = decode_image(path.read_bytes(), str(path))
+    prepared = to_model_input(grey, shape)
+    if not prepared.any():
         raise MnistflowError("no ink: the picture is blank after preparation")
-    return np.round(frame * 255.0).astype(np.uint8)
+    return np.round(prepared * 255.0).astype(np.uint8), whole_frame(grey, shape)
 
 
 def _picture(path: Path, origin: str, label_text: str, classes: list[str], shape: tuple[int, int],
@@ -92,7 +95,8 @@ def _picture(path: Path, origin: str, label_text: str, classes: list[str], shape
     if label is None:
         return Candidate(origin, refused=_label_problem(label_text, classes))
     try:
-        return Candidate(origin, prepared_picture(path, shape, limits), label)
+        pixels, frame = prepared_picture(path, shape, limits)
+        return Candidate(origin, pixels, label, frame=frame)
     except MnistflowError as exc:
         return Candidate(origin, refused=str(exc).removeprefix(f"{path}: "))
     except OSError as exc:

@@ -160,6 +160,21 @@ def without_lighting(grey: np.ndarray) -> np.ndarray:
     return np.clip(grey.astype(np.int16) - np.asarray(background, dtype=np.int16), 0, 255).astype(np.uint8)
 
 
+def whole_frame(grey: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
+    """The picture as a whole, light on dark, resized to ``shape`` with no crop and no
+    re-centring, uint8. A 28x28 image saved larger, smaller and back, or as JPEG comes
+    back nearly as it was, where ``to_model_input`` would re-crop and re-scale its
+    digit: the intake gate compares these with the test set (lifecycle/gate.py)."""
+    grey = light_on_dark(np.asarray(grey, dtype=np.uint8))
+    if grey.shape == tuple(shape):
+        return grey
+    # Box filtering averages every source pixel: a k-times upscale comes back to its
+    # own pixels, whatever k and whatever filter made it.
+    shrinking = grey.shape[0] >= shape[0] and grey.shape[1] >= shape[1]
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(grey).resize((shape[1], shape[0]), resample), dtype=np.uint8)
+
+
 def to_model_input(grey: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndarray:
     """The image as the network's training images were: light on dark, the digit
     scaled into MNIST's box and centred by mass, float32 in [0, 1], ``shape``.

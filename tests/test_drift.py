@@ -43,12 +43,12 @@ def mnist_test(real_mnist):
     return read_idx(real_mnist / FILE_NAMES["test-images"], 3), read_idx(real_mnist / FILE_NAMES["test-labels"], 1)
 
 
-@pytest.mark.parametrize("first", [0, 2000, 5000])
+@pytest.mark.parametrize("first", [0, 2000, 5000, 8000])
 def test_mnist_test_images_show_no_drift(mnist_run, mnist_test, tmp_path, first):
-    """Genuine digits from several slices of the test set: the baseline is a seeded random sample
-    of the validation set, not its first 2,000 images (2000-2999 alarmed against those, issue 39).
-    (8000-8999, all from the test set's second population of writers, still moves mean intensity
-    by KS 0.21: docs/serving.md, "The drift alarm".)"""
+    """Genuine digits from several slices of the test set (ordered by writer): the baseline is a
+    seeded random sample of the validation set, not its first 2,000 images (2000-2999 alarmed
+    against those, issue 39), and a KS distance must pass what one group of writers moves
+    (8000-8999 moved confidence and mean intensity by 0.21-0.24, over the old 0.15)."""
     profile = json.loads(mnist_run.profile.read_text())
     window = window_of(mnist_run, tmp_path, mnist_test[0][first:first + 1000])
     report = compare(profile, window)
