@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test unit repro serve bench setup setup-dev clean
+.PHONY: run test lint unit repro serve bench setup setup-dev clean
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
@@ -27,8 +27,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 run: setup  ## train, evaluate and plot through the Prefect flow, on params.yaml
 	$(PY) -m flows.training
 
-test: setup-dev  ## the whole test suite (CI runs exactly this)
+test: setup-dev lint  ## the lint, then the whole test suite (CI runs exactly this)
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20
+
+lint: setup-dev  ## ruff, with the rules pyproject.toml names
+	$(PY) -m ruff check .
 
 unit: setup-dev  ## the in-process tests only, under a minute: the inner loop
 	$(PY) -m pytest -q -n 2 -m "not integration"

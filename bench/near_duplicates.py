@@ -27,7 +27,7 @@ from PIL import Image
 from lifecycle.gate import NEAR_COPY_DISTANCE, FrameIndex, Gate, perceptual_hash
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.idx import read_idx
-from serving.imaging import decode_image, to_model_input, whole_frame
+from pictures.imaging import decode_image, to_model_input, whole_frame
 
 CHANGES = {
     "resized 2x and back": lambda im, rng: np.asarray(Image.fromarray(im).resize((56, 56)).resize((28, 28))),

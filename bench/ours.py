@@ -16,13 +16,15 @@ from pathlib import Path
 import torch
 
 from mnistflow.device import select_device
-from mnistflow.download import DatasetFiles, download
+from mnistflow.dataset_files import DatasetFiles
+from mnistflow.download import download
 from mnistflow.evaluate import evaluate
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.session import Session, open_session
 from mnistflow.split import make_split
-from mnistflow.train import WarmStart, quiet, train_all, warm_up_optimizers
+from mnistflow.starting_point import WarmStart
+from mnistflow.train import quiet, train_all, warm_up_optimizers
 
 
 def time_training(params: Params, files: DatasetFiles, paths: RunPaths,

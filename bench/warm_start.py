@@ -29,12 +29,13 @@ from lifecycle.intake import intake
 from lifecycle.intake_sources import Limits, read_sources
 from mnistflow import atomic
 from mnistflow.datasets import FILE_NAMES, class_labels
-from mnistflow.download import download, locate
+from mnistflow.download import download
+from mnistflow.dataset_files import locate
 from mnistflow.evaluate import evaluate
 from mnistflow.idx import encode_idx, read_idx
 from mnistflow.params import validate
 from mnistflow.paths import RunPaths
-from mnistflow.train import WarmStart
+from mnistflow.starting_point import WarmStart
 
 
 def late_data(mirror: Path, work: Path, increment: int) -> tuple[dict, Path]:

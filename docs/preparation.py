@@ -1,4 +1,4 @@
-"""Draws docs/images/preparation.png: pictures before and after ``serving.imaging.to_model_input``.
+"""Draws docs/images/preparation.png: pictures before and after ``pictures.imaging.to_model_input``.
 
     MNISTFLOW_MIRROR=../shared/datasets/mnist .venv/bin/python docs/preparation.py
 """
@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from mnistflow.idx import read_idx  # noqa: E402
 from serving.answers import blank  # noqa: E402
-from serving.imaging import to_model_input  # noqa: E402
+from pictures.imaging import to_model_input  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

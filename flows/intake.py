@@ -44,7 +44,8 @@ from mnistflow.inference import Predictor
 from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params, load_params
-from mnistflow.paths import RegistryPaths, roots
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import roots
 from tasks.download import download_task
 from tasks.intake import gate_and_write_task, read_sources_task
 

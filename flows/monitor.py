@@ -26,7 +26,8 @@ from flows.cli import run_flow_command
 from lifecycle.drift_inputs import MAX_BYTES, Window, comparable, parse, read_profile
 from lifecycle.drift import DriftReport, Thresholds, compare
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths, roots
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import roots
 
 EVENT = "mnistflow.drift.detected"
 

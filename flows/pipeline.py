@@ -19,13 +19,14 @@ from prefect.concurrency.sync import concurrency
 
 from lifecycle.workspace import dvc_lock, dvc_root_writing
 from mnistflow.device import DeviceChoice, Runtime, configure_runtime
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.preflight import check_fits_data, check_run_folder, preflight
 from mnistflow.run_lock import run_folder_lock
 from mnistflow.tensors import DeviceData
-from mnistflow.train import WarmStart, check_init, training_record
+from mnistflow.starting_point import WarmStart, check_init
+from mnistflow.train import training_record
 from tasks.card import card_task
 from tasks.device import device_task
 from tasks.download import download_task

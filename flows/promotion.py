@@ -17,9 +17,10 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from lifecycle import registry
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.params import Params
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
 from tasks.judge import judge_task
 from tasks.promote import promote_task

@@ -25,7 +25,7 @@ from flows.events import DATA_RETRACTED, emit_data_event
 from flows.pipeline import resolve_params
 from lifecycle import registry
 from lifecycle.retraction import retract
-from mnistflow.download import locate
+from mnistflow.dataset_files import locate
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params, load_params
 from mnistflow.paths import roots

@@ -35,12 +35,13 @@ from flows.promotion import MIN_RECENT_ACCURACY, DvcVersioning, judge_and_promot
 from lifecycle import registry, versions
 from lifecycle.retraction import learned_increments
 from mnistflow.device import DeviceChoice
-from mnistflow.download import DatasetFiles, dataset_dir
+from mnistflow.dataset_files import DatasetFiles, dataset_dir
 from mnistflow.errors import MnistflowError
 from mnistflow.increments import Increment
 from mnistflow.params import Params
-from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
-from mnistflow.train import WarmStart
+from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.starting_point import WarmStart
 from tasks.download import download_task
 from tasks.record import record_task
 from tasks.report import report_task

@@ -31,7 +31,7 @@ from flows.events import emit_data_added
 from lifecycle import quarantine, registry
 from lifecycle.intake import intake
 from mnistflow.datasets import class_labels
-from mnistflow.download import locate
+from mnistflow.dataset_files import locate
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params
 from mnistflow.paths import roots

@@ -24,7 +24,8 @@ from flows.cli import run_flow_command
 from lifecycle import registry, versions
 from mnistflow.entry import run_main
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths, roots
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import roots
 
 
 @flow(name="mnist-rollback", log_prints=True)

@@ -30,9 +30,10 @@ from flows.trials import run_trials
 from lifecycle import registry
 from lifecycle.leaderboard import best
 from lifecycle.sweep_spec import SweepSpec, Trial, apply_params, expand, load_spec, swept_keys
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths, RunPaths, roots
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths, roots
 from tasks.device import device_task
 from tasks.download import download_task
 from tasks.leaderboard import leaderboard_task

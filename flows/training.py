@@ -21,7 +21,7 @@ from prefect import flow
 from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
 from mnistflow.device import DeviceChoice
-from mnistflow.download import dataset_dir
+from mnistflow.dataset_files import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from tasks.report import report_task

@@ -13,7 +13,7 @@ from flows.pipeline import run_pipeline
 from lifecycle.leaderboard import read_record, write_record
 from lifecycle.registry import now
 from lifecycle.sweep_spec import Trial, one_line
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import RunPaths
 from tasks import TASK_DEFAULTS, retry_unless_user_error

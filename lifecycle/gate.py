@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.idx import read_idx
 from mnistflow.increments import item_sha256
 
@@ -145,7 +145,7 @@ class Gate:
 
     def refusal(self, pixels: np.ndarray, origin: str, frame: np.ndarray | None = None) -> str | None:
         """Why this prepared image may not join the dataset, or None; an accepted one is remembered.
-        ``frame``: a picture's whole frame (``serving.imaging.whole_frame``); None: ``pixels`` are the source."""
+        ``frame``: a picture's whole frame (``pictures.imaging.whole_frame``); None: ``pixels`` are the source."""
         content = item_sha256(pixels)
         if content in self.known:
             return f"exact duplicate of {self.known[content]}"

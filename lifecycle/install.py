@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mnistflow import atomic
-from mnistflow.paths import RegistryPaths
+from lifecycle.registry_paths import RegistryPaths
 
 INSTALLED = "installed"
 # The folder the link left last stays one install longer: a reader that resolved

@@ -24,7 +24,7 @@ import numpy as np
 
 from mnistflow import atomic
 from mnistflow.datasets import class_labels
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.idx import encode_idx, header_size, parse_header
 from mnistflow.increments import IMAGES, LABELS, MANIFEST, Increment, increments_dir, item_sha256
 from mnistflow.inference import Predictor

@@ -3,7 +3,7 @@ an IDX images+labels pair, or the service's feedback inbox.
 
 Each source yields ``Candidate``s: one per item, with its origin (a file, or a
 row or an index in a file) and either its prepared pixels and class, or the
-reason it cannot be used. Pictures go through ``serving.imaging`` exactly as the
+reason it cannot be used. Pictures go through ``pictures.imaging`` exactly as the
 predictor's input does, so training and serving see the same pixels. Sources
 are only read, never changed.
 """
@@ -22,10 +22,10 @@ from typing import Iterator
 
 import numpy as np
 
-from mnistflow.datasets import class_index
+from pictures.labels import class_index
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import parse_header, parse_idx
-from serving.imaging import decode_image, to_model_input, whole_frame
+from pictures.imaging import decode_image, to_model_input, whole_frame
 
 PICTURES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 

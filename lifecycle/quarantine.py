@@ -17,7 +17,7 @@ from typing import Any
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
-from serving.imaging import decode_image, png_bytes
+from pictures.imaging import decode_image, png_bytes
 
 from .intake_sources import Candidate
 

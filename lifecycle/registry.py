@@ -21,7 +21,8 @@ from mnistflow import atomic
 from mnistflow.checkpoints import load_model
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import CHAMPION_FILES, REQUIRED, RegistryPaths
+from mnistflow.paths import RunPaths
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.tensors import DeviceData, LabelledTensors, rescaled
 
@@ -109,14 +110,9 @@ def promote(run: RunPaths, registry: RegistryPaths, record: dict[str, Any]) -> P
     old champion or the new one, never a mix; every file's sha256 goes in the
     record, checked on every later run."""
     versions.keep_unversioned_champion(registry)
-    model = run.model.read_bytes()
-    files = {"metrics.json": run.metrics.read_bytes(), "evaluation.json": run.evaluation.read_bytes(),
-             "model.pt": model}
-    # The champion's ONNX file, model card and drift baseline travel with it, when the run made them.
-    for source, name in ((run.onnx, "model.onnx"), (run.card, "MODEL_CARD.md"), (run.profile, "profile.json")):
-        if source.exists():
-            files[name] = source.read_bytes()
-    record = {**record, "model_sha256": hashlib.sha256(model).hexdigest(),
+    files = {name: getattr(run, field).read_bytes() for name, field in CHAMPION_FILES.items()
+             if field and (name in REQUIRED or getattr(run, field).exists())}
+    record = {**record, "model_sha256": hashlib.sha256(files["model.pt"]).hexdigest(),
               "files": {name: hashlib.sha256(blob).hexdigest() for name, blob in sorted(files.items())}}
     number = versions.keep_version(registry, files, record)
     versions.install(registry, number, {**record, "version": number})

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mnistflow import atomic
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.errors import MnistflowError
 from mnistflow.increments import Increment, increments_dir, load_increment
 

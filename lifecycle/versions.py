@@ -19,13 +19,11 @@ from typing import Any
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths
+from lifecycle.registry_paths import CHAMPION_FILES, RegistryPaths
 
 from .install import install_files
 
-# What a version (and the champion) holds.
-FILES = ("metrics.json", "evaluation.json", "profile.json", "model.onnx", "MODEL_CARD.md", "record.json",
-         "model.pt")
+FILES = tuple(CHAMPION_FILES)
 
 
 def versions_dir(registry: RegistryPaths) -> Path:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,13 +27,34 @@ from typing import Any, Iterator
 import yaml
 
 from mnistflow.errors import MnistflowError
-from mnistflow.private_api import SWITCH_ENV, dvc_path_lock
+from mnistflow.private_api import SWITCH_ENV, enabled
 
 log = logging.getLogger(__name__)
 
 WAIT_ENV = "MNISTFLOW_DVC_LOCK_WAIT"
 DEFAULT_WAIT = 600.0
 _held: dict[Path, Any] = {}  # repository root -> the dvc Repo holding its lock in this process
+
+
+@contextlib.contextmanager
+def dvc_path_lock(repo: Any, writes: list[str]) -> Iterator[bool]:
+    """Under DVC's repository lock, record in its path lock that this process writes
+    ``writes``, then let the repository lock go and keep the path lock until the block
+    ends, as a `dvc repro` stage does. Yields whether the lock is held. Raises
+    ``dvc.lock.LockError`` while another DVC process holds either lock."""
+    if not enabled("dvc-locks"):
+        yield False
+        return
+    from dvc.repo import lock_repo
+    from dvc.rwlock import rwlock
+
+    hardlink = repo.config["core"].get("hardlink_lock", False)
+    with contextlib.ExitStack() as stack:
+        with lock_repo(repo):  # DVC's Lock retries for ~3 s itself
+            # The command recorded is what DVC records for its own stages, so this
+            # process's own `dvc commit` later sees the entries as its own.
+            stack.enter_context(rwlock(repo.tmp_dir, repo.fs, " ".join(sys.argv), [], writes, hardlink))
+        yield True
 
 
 def dvc_root_writing(run_dir: Path) -> Path | None:

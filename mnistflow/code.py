@@ -7,6 +7,15 @@ file's imports at any depth. Nothing else: an edit to the service, the
 registry, a report or a test helper is no stage's business. A package whose
 every file is reached is listed as its folder (``models/``).
 
+Nor the ``HARNESS``: modules a stage runs that can stop it, say why, or make it
+faster, but never change a byte it writes (the checks before a step, the exit
+and its codes, the private-API shortcuts, and the network: whatever a mirror
+serves is checked against the params' checksums before it is stored). Their
+imports are not followed either. So an edit to an error's wording or a new
+mirror reruns nothing. tests/test_code_rule.py keeps a snapshot of the files
+that are the model's identity: a file that enters it, or leaves it, is a
+decision someone made there.
+
 ``dvc.yaml`` lists exactly these paths under each stage's ``deps``
 (tests/test_code_rule.py fails when the two drift apart; ``python -m
 mnistflow.code`` prints them). A retrain's code digest hashes the code of the
@@ -28,6 +37,8 @@ STAGE_MODULE = "mnistflow.stages"
 STAGE_PREFIX = "stage_"
 # The stages whose code decides model.pt's bytes: what a retrain's fingerprint hashes.
 MODEL_STAGES = ("split", "train")
+# Can stop a stage or speed it up; never change what it writes (see above).
+HARNESS = ("mnistflow.entry", "mnistflow.preflight", "mnistflow.private_api", "mnistflow.fetch", "mnistflow.mirrors")
 # Left out of the digest, as .dvcignore leaves them out of DVC's hashes.
 IGNORED_DIRS = ("__pycache__",)
 
@@ -96,13 +107,20 @@ def stage_names(root: Path = CODE_ROOT) -> list[str]:
             if isinstance(n, ast.FunctionDef) and n.name.startswith(STAGE_PREFIX)]
 
 
+def _harness_files(root: Path) -> set[Path]:
+    return {path for module in HARNESS if (path := _module_file(root, module)) is not None}
+
+
 @lru_cache(maxsize=None)
-def _closure(root: Path, stage: str) -> tuple[Path, ...]:
+def _closure(root: Path, stage: str, through_harness: bool = False) -> tuple[Path, ...]:
+    """``stage``'s files; ``through_harness``: every file it reaches, the harness too."""
     entry = _module_file(root, STAGE_MODULE)
     tree = ast.parse(entry.read_text())
     if f"{STAGE_PREFIX}{stage}" not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
         raise KeyError(f"{STAGE_MODULE} has no {STAGE_PREFIX}{stage}")
     seen = set(_with_packages(root, STAGE_MODULE))
+    if not through_harness:
+        seen |= _harness_files(root)  # as if already seen: neither listed nor followed
     todo = _imported(root, entry, _entry_nodes(tree, stage))
     while todo:
         file = todo.pop()
@@ -110,12 +128,17 @@ def _closure(root: Path, stage: str) -> tuple[Path, ...]:
             continue
         seen.add(file)
         todo += _imported(root, file, [ast.parse(file.read_text())])
-    return tuple(sorted(seen))
+    return tuple(sorted(seen if through_harness else seen - _harness_files(root)))
 
 
 def stage_files(stage: str, root: Path = CODE_ROOT) -> list[Path]:
     """Every file of ``stage``'s code, relative to ``root``, sorted."""
     return [path.relative_to(root) for path in _closure(Path(root), stage)]
+
+
+def reached_files(stage: str, root: Path = CODE_ROOT) -> list[Path]:
+    """Every project file ``stage`` imports, its harness included, relative to ``root``."""
+    return [path.relative_to(root) for path in _closure(Path(root), stage, through_harness=True)]
 
 
 def _package_files(root: Path, package: Path) -> set[Path]:

@@ -10,7 +10,6 @@ needs ``data.checksums``, and the error says exactly what to set.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 FILES = ("train-images", "train-labels", "test-images", "test-labels")
@@ -87,20 +86,3 @@ def class_labels(dataset: str | None) -> list[str]:
     """The dataset's class names; a custom dataset's classes are its label numbers."""
     spec = DATASETS.get(dataset or "")
     return list(spec.classes) if spec else [str(i) for i in range(10)]
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", name.lower())
-
-
-def class_index(text: str, classes: list[str]) -> int | None:
-    """A label as a class number: "3" (after trimming; not "03", "+3" or "-3"), or a class's
-    name in any case and punctuation ("Ankle boot", "ankle-boot", "T-shirt_top"); None when it
-    is neither."""
-    text = str(text).strip()
-    if text.isascii() and text.isdigit():  # exactly a class number: not "07", "+7" or "-1"
-        return int(text) if text == str(int(text)) and int(text) < len(classes) else None
-    if not any(ch.isalpha() for ch in text):  # case and punctuation are forgiven in names only
-        return None
-    keys = [_key(c) for c in classes]
-    return keys.index(_key(text)) if text and _key(text) in keys else None

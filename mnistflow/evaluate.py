@@ -23,7 +23,7 @@ from . import __version__, atomic
 from .checkpoints import load_model
 from .datasets import class_labels
 from .device import Runtime
-from .download import DatasetFiles
+from .dataset_files import DatasetFiles
 from .errors import MnistflowError
 from .export import recorded_check
 from .params import Params

@@ -102,54 +102,6 @@ class RunPaths:
 
 
 @dataclass(frozen=True)
-class RegistryPaths:
-    """The champion in service and one record per retraining run."""
-
-    dir: Path
-
-    @property
-    def champion(self) -> Path:
-        return self.dir / "champion"
-
-    @property
-    def champion_model(self) -> Path:
-        return self.champion / "model.pt"
-
-    @property
-    def champion_onnx(self) -> Path:
-        return self.champion / "model.onnx"
-
-    @property
-    def champion_card(self) -> Path:
-        return self.champion / "MODEL_CARD.md"
-
-    @property
-    def champion_record(self) -> Path:
-        return self.champion / "record.json"
-
-    @property
-    def champion_metrics(self) -> Path:
-        return self.champion / "metrics.json"
-
-    @property
-    def champion_evaluation(self) -> Path:
-        return self.champion / "evaluation.json"
-
-    @property
-    def champion_profile(self) -> Path:
-        return self.champion / "profile.json"
-
-    @property
-    def runs(self) -> Path:
-        return self.dir / "runs"
-
-    @property
-    def inbox(self) -> Path:
-        # Corrections from the service's page, waiting for intake (serving/inbox.py).
-        return self.dir / "inbox"
-
-
-@dataclass(frozen=True)
 class Roots:
     data: Path
     registry: Path

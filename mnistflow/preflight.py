@@ -192,7 +192,7 @@ def writable(folder: Path) -> None:
 def check_data_root(data: DataParams, data_root: Path) -> None:
     """The data root can take the dataset: writable, or already holding it verified
     (a shared read-only mount of the data is used as it is, never copied)."""
-    from .download import MANIFEST, dataset_dir
+    from .dataset_files import MANIFEST, dataset_dir
 
     if (dataset_dir(data, data_root) / MANIFEST).is_file():
         return  # the download step verifies it in place and writes nothing that must succeed

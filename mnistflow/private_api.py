@@ -1,4 +1,10 @@
-"""Every use of another library's private API, in one place: what it buys, and its off switch.
+"""The off switches of every use of another library's private API, and what each buys.
+
+None of them changes what a step writes, only how fast it gets there or whether
+it is guarded, so this file is no stage's code (mnistflow/code.py's ``HARNESS``):
+a new switch edits nothing a model's identity hashes. The shortcuts themselves
+live with their users (the DVC locks in lifecycle/workspace.py, the header
+deadline in serving/slow_clients.py); the exit and the exporter's preload here.
 
 Each one was measured (docs/performance.md, docs/operations.md) and is kept
 for that reason alone; tests/test_private_api.py fails loudly the day a name
@@ -26,11 +32,9 @@ names below, or ``all``.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import importlib
 import os
 import sys
-from typing import Any, Iterator
 
 SWITCH_ENV = "MNISTFLOW_NO_PRIVATE_API"
 NAMES = ("fast-exit", "exporter-preload", "dvc-locks", "header-deadline")
@@ -64,24 +68,3 @@ def preload_exporter() -> None:
     if enabled("exporter-preload"):
         for module in EXPORTER_MODULES:
             importlib.import_module(module)
-
-
-@contextlib.contextmanager
-def dvc_path_lock(repo: Any, writes: list[str]) -> Iterator[bool]:
-    """Under DVC's repository lock, record in its path lock that this process writes
-    ``writes``, then let the repository lock go and keep the path lock until the block
-    ends, as a `dvc repro` stage does. Yields whether the lock is held. Raises
-    ``dvc.lock.LockError`` while another DVC process holds either lock."""
-    if not enabled("dvc-locks"):
-        yield False
-        return
-    from dvc.repo import lock_repo
-    from dvc.rwlock import rwlock
-
-    hardlink = repo.config["core"].get("hardlink_lock", False)
-    with contextlib.ExitStack() as stack:
-        with lock_repo(repo):  # DVC's Lock retries for ~3 s itself
-            # The command recorded is what DVC records for its own stages, so this
-            # process's own `dvc commit` later sees the entries as its own.
-            stack.enter_context(rwlock(repo.tmp_dir, repo.fs, " ".join(sys.argv), [], writes, hardlink))
-        yield True

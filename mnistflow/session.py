@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from .device import DeviceChoice, Runtime, configure_runtime
-from .download import DatasetFiles
+from .dataset_files import DatasetFiles
 from .params import Params
 from .paths import RunPaths
 from .tensors import DeviceData, load_device_data

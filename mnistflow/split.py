@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .download import DatasetFiles
+from .dataset_files import DatasetFiles
 from .errors import MnistflowError
 from .idx import read_idx
 from .increments import Increment, in_validation

@@ -33,7 +33,7 @@ def _device_checked(params: Params, data_root: Path, paths: RunPaths):
     """The device, chosen once (the memory check and the computation get the same one),
     and the data the download step verified, checked against the params."""
     from .device import select_device
-    from .download import locate
+    from .dataset_files import locate
     from .preflight import check_fits_data, preflight
 
     device = select_device(params.device)
@@ -52,7 +52,7 @@ def stage_download(params: Params, data_root: Path, paths: RunPaths) -> None:
 
 
 def stage_split(params: Params, data_root: Path, paths: RunPaths) -> None:
-    from .download import locate
+    from .dataset_files import locate
     from .preflight import check_network_fits
     from .split import make_split
 
@@ -72,7 +72,7 @@ def stage_train(params: Params, data_root: Path, paths: RunPaths) -> None:
 
 
 def stage_export(params: Params, data_root: Path, paths: RunPaths) -> None:
-    from .download import locate
+    from .dataset_files import locate
     from .export import export_onnx
 
     _folders_writable(params, data_root, paths)

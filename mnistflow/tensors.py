@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .download import DatasetFiles
+from .dataset_files import DatasetFiles
 from .idx import read_idx
 from .increments import load_increment
 from .split import read_split

@@ -25,10 +25,10 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from models import Network, build_model
+from models import Network
 
 from . import atomic
-from .checkpoints import load_checkpoint, load_model, save_checkpoint, save_model
+from .checkpoints import save_checkpoint, save_model
 from .code import running_code_digest
 from .device import DeviceChoice, Runtime, training_forward
 from .errors import MnistflowError, NonFiniteLossError
@@ -36,7 +36,8 @@ from .params import ModelParams, Params, cnn_shape_problem
 from .paths import RunPaths
 from .scoring import evaluate_tensors
 from .session import Session
-from .download import DatasetFiles
+from .dataset_files import DatasetFiles
+from .starting_point import StageStart, WarmStart, check_init, load_state, start_stage
 from .tensors import DeviceData, batches, epoch_seed, random_flip, random_shift, training_steps
 from .weight_average import WeightAverage
 
@@ -111,67 +112,6 @@ def build_optimizer(params: Params, model: Network) -> torch.optim.Optimizer:
                                weight_decay=opt.weight_decay)
     cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
     return cls(model.parameters(), lr=first_lr, betas=tuple(opt.betas), weight_decay=opt.weight_decay)
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    """The model a run with ``train.init: champion`` fine-tunes: the champion's file and
-    the sha256 it was promoted with (recorded in the checkpoint and model.pt, so a
-    resume and a re-run start from exactly the same weights)."""
-
-    path: Path
-    sha256: str
-
-
-def _warm_weights(warm_start: WarmStart, arch: dict[str, Any]) -> dict[str, torch.Tensor]:
-    if atomic.sha256_of(warm_start.path) != warm_start.sha256:
-        raise MnistflowError(f"train.init: champion: {warm_start.path} is no longer the champion "
-                             f"{warm_start.sha256[:12]} this run started from; run it again")
-    champion, info = load_model(warm_start.path)
-    if info["architecture"] != arch:
-        raise MnistflowError(
-            f"train.init: champion: the champion {warm_start.path} is {info['architecture']}, these params build "
-            f"{arch}; train from scratch (train.init: scratch) or give the champion's model section")
-    return champion.state_dict()
-
-
-def _load_state(target: torch.nn.Module | torch.optim.Optimizer, state: Any, path: Path) -> None:
-    """Load a checkpoint's state; weights that do not fit the network are the file's error, in one line."""
-    try:
-        target.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise MnistflowError(f"{path}: its weights do not fit the network these params build ({first_line}); "
-                             "delete it to train from scratch") from None
-
-
-def check_init(params: Params, warm_start: WarmStart | None) -> None:
-    if params.train.init == "champion" and warm_start is None:
-        raise MnistflowError(
-            "train.init: champion fine-tunes the registry's champion, which only the retrain flow hands to "
-            "training (python -m flows.retrain, or the retrain deployment); here set train.init: scratch")
-
-
-def _resume_state(params: Params, data_digest: str, path: Path,
-                  warm_start: WarmStart | None = None) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        state = load_checkpoint(path)
-    except MnistflowError as exc:
-        raise MnistflowError(f"{exc}; delete it to train from scratch") from None
-    if state.get("params_digest") != params.digest() or state.get("data_digest") != data_digest:
-        log.info("%s was made with other params or data; not resuming from it", path)
-        return None
-    if state.get("warm_start") != (warm_start.sha256 if warm_start else None):
-        log.info("%s started from another model; not resuming from it", path)
-        return None
-    # A resume must end as an unbroken run of *this* code would: a checkpoint the
-    # training code has changed under since is a start from scratch.
-    if state.get("code_digest") != running_code_digest():
-        log.info("%s was made by other training code; not resuming from it", path)
-        return None
-    return state
 
 
 def _write_history(path: Path, history: list[dict[str, Any]]) -> None:
@@ -253,6 +193,28 @@ def architecture(model: ModelParams, shape: tuple[int, int]) -> dict[str, Any]:
             **flip}
 
 
+def _epochs_left(start: StageStart, span: StageSpan, stage_index: int, last: bool, checkpoint: Path) -> range:
+    """The epochs of this stage still to train, after a resume."""
+    if start.done < span.first_epoch:
+        raise MnistflowError(f"stage {stage_index + 1} cannot start: the checkpoint has {start.done} of the "
+                             f"{span.first_epoch} epochs that come before it")
+    if span.first_epoch < start.done < span.end_epoch:
+        log.info("resuming stage %d at epoch %d of %d", stage_index + 1, start.done - span.first_epoch + 1,
+                 span.end_epoch - span.first_epoch)
+    epochs = range(max(start.done, span.first_epoch), span.end_epoch)
+    if not epochs and last and start.state is not None:
+        log.info("training was already complete (%d epochs in %s): nothing trained, the model is the one "
+                 "that run made", start.done, checkpoint)
+    return epochs
+
+
+def _finite(train_loss: float, history: list[dict[str, Any]], where: str, lr: float) -> None:
+    if not math.isfinite(train_loss):
+        kept = (f"the checkpoint of epoch {history[-1]['epoch']}, the last good one, is kept" if history
+                else "no epoch had finished, so nothing was written")
+        raise NonFiniteLossError(f"{where}: training loss is {train_loss} (lr {lr} too high?); {kept}")
+
+
 def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
                 stage_index: int, paths: RunPaths, on_epoch: EpochCallback = log_progress,
                 warm_start: WarmStart | None = None) -> Path:
@@ -263,89 +225,63 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
     """
     check_init(params, warm_start)
     warm_start = warm_start if params.train.init == "champion" else None
-    started_from = {"warm_start": warm_start.sha256} if warm_start else {}
     spans = stage_spans(params)
-    span, stage = spans[stage_index], params.train.run_stages[stage_index]
+    span, stage, last = spans[stage_index], params.train.run_stages[stage_index], stage_index == len(spans) - 1
     arch = architecture(params.model, data.shape)
-    device = runtime.torch
-    model = build_model(arch, params.train.seed).to(device)
-    history: list[dict[str, Any]] = []
-    done = 0
-    state = _resume_state(params, data_digest, paths.last_checkpoint, warm_start)
-    if state is not None:
-        _load_state(model, state.get("model"), paths.last_checkpoint)
-        history, done = list(state["history"]), int(state["completed_epochs"])
-    elif warm_start is not None:
-        model.load_state_dict(_warm_weights(warm_start, arch))
-    average = WeightAverage(model, params.train.ema) if params.train.ema else None
-    if average is not None and state is not None:
-        _load_state(average.model, state.get("ema", {}).get("weights"), paths.last_checkpoint)
-        average.updates = int(state["ema"]["updates"])
-    evaluated = average.model if average is not None else model  # what validates, and what model.pt holds
-    if done < span.first_epoch:
-        raise MnistflowError(
-            f"stage {stage_index + 1} cannot start: the checkpoint has {done} of the "
-            f"{span.first_epoch} epochs that come before it"
-        )
-    if span.first_epoch < done < span.end_epoch:
-        log.info("resuming stage %d at epoch %d of %d", stage_index + 1,
-                 done - span.first_epoch + 1, stage.epochs)
-
-    epochs = range(max(done, span.first_epoch), span.end_epoch)
-    if not epochs and stage_index == len(spans) - 1 and state is not None:
-        log.info("training was already complete (%d epochs in %s): nothing trained, the model is the one "
-                 "that run made", done, paths.last_checkpoint)
+    start = start_stage(params, arch, runtime.torch, data_digest, paths.last_checkpoint, warm_start)
+    model, average, history = start.model, start.average, start.history
+    epochs = _epochs_left(start, span, stage_index, last, paths.last_checkpoint)
     if epochs:  # a stage already done (a run resumed after it) needs no optimizer
         optimizer = build_optimizer(params, model)
-        if state is not None:
-            _load_state(optimizer, state.get("optimizer"), paths.last_checkpoint)
-        forward = training_forward(model, params.train.compile, device)
+        if start.state is not None:
+            load_state(optimizer, start.state.get("optimizer"), paths.last_checkpoint)
+        forward = training_forward(model, params.train.compile, runtime.torch)
     steps = training_steps(len(data.train), params.train.batch_size)
     for epoch in epochs:
-        started = time.perf_counter()
-        stage_epoch = epoch - span.first_epoch
+        started, stage_epoch = time.perf_counter(), epoch - span.first_epoch
         first_step = stage_epoch * steps
         train_loss, lr = train_epoch(
             model, optimizer, data, params, epoch_seed(params.train.seed, epoch),
             lambda step: learning_rate(stage.schedule, stage.lr, first_step + step, stage.epochs * steps),
             forward, runtime.autocast_bf16, average)
-        if not math.isfinite(train_loss):
-            kept = (f"the checkpoint of epoch {history[-1]['epoch']}, the last good one, is kept" if history
-                    else "no epoch had finished, so nothing was written")
-            raise NonFiniteLossError(
-                f"stage {stage_index + 1} epoch {stage_epoch + 1}: training loss is {train_loss} "
-                f"(lr {stage.lr} too high?); {kept}"
-            )
-        val_loss, val_accuracy, _ = evaluate_tensors(evaluated, data.val)
-        row = {"epoch": epoch + 1, "stage": stage_index + 1, "stage_epoch": stage_epoch + 1,
-               "lr": lr, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
-        history.append(row)
+        _finite(train_loss, history, f"stage {stage_index + 1} epoch {stage_epoch + 1}", stage.lr)
+        val_loss, val_accuracy, _ = evaluate_tensors(start.evaluated, data.val)
+        history.append({"epoch": epoch + 1, "stage": stage_index + 1, "stage_epoch": stage_epoch + 1, "lr": lr,
+                        "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_accuracy})
         save_checkpoint(
             paths.last_checkpoint,
             model={k: v.detach().cpu() for k, v in model.state_dict().items()},
             optimizer=optimizer.state_dict(),
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
             history=history, params_digest=params.digest(), data_digest=data_digest, code_digest=running_code_digest(),
-            **started_from, **({"ema": average.state()} if average is not None else {}),
+            **_started_from(warm_start), **({"ema": average.state()} if average is not None else {}),
         )
         _write_history(paths.history, history)
         on_epoch(EpochReport(epoch=epoch + 1, total_epochs=spans[-1].end_epoch, stage=stage_index + 1,
                              stages=len(spans), stage_epoch=stage_epoch + 1, stage_epochs=stage.epochs, lr=lr,
                              train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy,
                              seconds=time.perf_counter() - started))
-
-    if stage_index == len(spans) - 1:
-        if not history:  # resumed from a finished checkpoint with no history kept
-            raise MnistflowError(f"{paths.last_checkpoint}: has no training history")
-        _write_history(paths.history, history)
-        save_model(
-            paths.model, evaluated, architecture=arch,
-            input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
-            dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
-            epochs=spans[-1].end_epoch, device=str(device), device_reason=runtime.device.reason,
-            **started_from,
-        )
+    if last:
+        _save_trained(params, start, arch, data, data_digest, runtime, paths, spans[-1].end_epoch, warm_start)
     return paths.last_checkpoint
+
+
+def _started_from(warm_start: WarmStart | None) -> dict[str, str]:
+    return {"warm_start": warm_start.sha256} if warm_start else {}
+
+
+def _save_trained(params: Params, start: StageStart, arch: dict[str, Any], data: DeviceData, data_digest: str,
+                  runtime: Runtime, paths: RunPaths, epochs: int, warm_start: WarmStart | None) -> None:
+    """model.pt: the trained network (its average, when kept) and how to feed it."""
+    if not start.history:  # resumed from a finished checkpoint with no history kept
+        raise MnistflowError(f"{paths.last_checkpoint}: has no training history")
+    _write_history(paths.history, start.history)
+    save_model(
+        paths.model, start.evaluated, architecture=arch,
+        input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
+        dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
+        epochs=epochs, device=str(runtime.torch), device_reason=runtime.device.reason, **_started_from(warm_start),
+    )
 
 
 @dataclass

@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-from .imaging import decode_image, picture_pixels
+from pictures.imaging import decode_image, picture_pixels
 
 # Decoded pixels per request: four 2048x2048 photos, or a thousand 128x128 crops. A digit needs a few thousand.
 MAX_REQUEST_PIXELS = 2048 * 2048 * 4

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from mnistflow import atomic
-from mnistflow.datasets import class_index
+from pictures.labels import class_index
 from mnistflow.errors import MnistflowError
 
 from .decoding import TooManyPixels, decode_within_budget
-from .imaging import ImageError, png_bytes
+from pictures.imaging import ImageError, png_bytes
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import header_size, parse_header
 
-from .imaging import ImageError, decode_image, to_model_input
+from pictures.imaging import ImageError, decode_image, to_model_input
 
 CHUNK = 1000  # images per forward pass
 MAX_PICTURE_BYTES = 32 * 2**20  # a photographed page is a few MB

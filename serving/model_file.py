@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+
+from mnistflow.paths import RunPaths
 
 @dataclass(frozen=True)
 class ModelFiles:

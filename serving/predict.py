@@ -3,7 +3,7 @@
 Each IMAGE is a PNG, a JPEG (any size, any colours) or an IDX file of images
 (``*-idx3-ubyte``, gzipped or not, of any length: it is read a chunk at a time;
 serving.inputs checks every input before any answer). Pictures are prepared as MNIST's digits
-were (``serving.imaging``): grey, light on dark, scaled into a 20x20 box and
+were (``pictures.imaging``): grey, light on dark, scaled into a 20x20 box and
 centred by mass in the frame. IDX images are in that form already and go in as
 they are. For each image it prints the label and the top 3 probabilities; with
 ``--json``, one JSON document.
@@ -25,7 +25,8 @@ import numpy as np
 
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
+from lifecycle.registry_paths import RegistryPaths
 
 from .answers import answers
 from .inputs import CHUNK, Input, check_input, idx_chunks, shown

@@ -6,7 +6,7 @@ FastAPI on uvicorn (both come with Prefect):
   raw image body (``Content-Type: image/png``), or as JSON pixels
   (``{"pixels": [...]}``: one image of H*W values or H x W rows, or a list of
   them; values in [0, 1], light on dark). Pictures are prepared as MNIST's
-  were (``serving.imaging``); JSON pixels go in as they are.
+  were (``pictures.imaging``); JSON pixels go in as they are.
 - ``POST /feedback``: a correction from the page (``{"image": PNG as a data
   URL or base64, "label", "model_sha256", "predicted"}``) into the inbox
   (``serving.inbox``), for intake to review.
@@ -44,12 +44,13 @@ from mnistflow.datasets import class_labels
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
-from mnistflow.paths import DEFAULT_RUN_DIR, RegistryPaths, RunPaths, roots
+from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
+from lifecycle.registry_paths import RegistryPaths
 
 from . import openapi
 from .answers import answers
 from .decoding import TooManyPixels, decode_within_budget
-from .imaging import ImageError, to_model_input
+from pictures.imaging import ImageError, to_model_input
 from .clients import FeedbackAccess, check_proxies, read_tokens
 from .inbox import FIELDS, Inbox, Refused
 from .metrics import ServiceMetrics, TimingMiddleware

@@ -52,6 +52,6 @@ def retry_unless_user_error(task, task_run, state) -> bool:
         state.result()
     except MnistflowError as exc:
         return exc.retryable
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any other failure: retried, unless the API itself is gone
         return not api_unreachable(exc)
     return False

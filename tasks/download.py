@@ -4,7 +4,9 @@ from pathlib import Path
 
 from prefect import task
 
-from mnistflow.download import DatasetFiles, download
+from mnistflow.dataset_files import DatasetFiles
+
+from mnistflow.download import download
 from mnistflow.params import DataParams
 
 from . import TASK_DEFAULTS, retry_unless_user_error

@@ -5,7 +5,7 @@ from typing import Any
 from prefect import get_run_logger, task
 
 from mnistflow.device import Runtime
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.evaluate import evaluate
 from mnistflow.params import Params
 from mnistflow.paths import RunPaths

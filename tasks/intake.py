@@ -6,7 +6,7 @@ from prefect import task
 
 from lifecycle.intake import IntakeReport, Screening, intake
 from lifecycle.intake_sources import Candidate, Limits, read_sources
-from mnistflow.download import locate
+from mnistflow.dataset_files import locate
 from mnistflow.params import DataParams
 
 from . import TASK_DEFAULTS

@@ -5,7 +5,7 @@ from pathlib import Path
 from prefect import task
 
 from lifecycle import registry
-from mnistflow.paths import RegistryPaths
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow.tensors import DeviceData
 
 from . import TASK_DEFAULTS

@@ -5,7 +5,8 @@ from typing import Any
 from prefect import task
 
 from lifecycle import registry
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 
 from . import TASK_DEFAULTS
 

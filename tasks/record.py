@@ -5,7 +5,7 @@ from typing import Any
 from prefect import task
 
 from lifecycle import registry
-from mnistflow.paths import RegistryPaths
+from lifecycle.registry_paths import RegistryPaths
 
 from . import TASK_DEFAULTS
 

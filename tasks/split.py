@@ -4,7 +4,7 @@ from pathlib import Path
 
 from prefect import task
 
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.params import DataParams
 from mnistflow.split import make_split
 

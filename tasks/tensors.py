@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from prefect import task
 
-from mnistflow.download import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.tensors import DeviceData, load_device_data
 
 from . import TASK_DEFAULTS

@@ -15,7 +15,8 @@ from mnistflow.device import Runtime
 from mnistflow.params import Params
 from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
-from mnistflow.train import EpochReport, WarmStart, format_progress, train_stage
+from mnistflow.train import EpochReport, format_progress, train_stage
+from mnistflow.starting_point import WarmStart
 
 from . import TASK_DEFAULTS, best_effort, retry_unless_user_error
 

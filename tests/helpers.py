@@ -84,7 +84,7 @@ def tiny_params(mirror: str | Path, checksums: dict[str, str], **sections) -> di
 
 
 def custom_dir(data_root: Path) -> Path:
-    """The one custom dataset's folder under ``data_root`` (``custom/<key>``, mnistflow.download.dataset_dir)."""
+    """The one custom dataset's folder under ``data_root`` (``custom/<key>``, mnistflow.dataset_files.dataset_dir)."""
     folders = [p for p in (Path(data_root) / "custom").iterdir() if p.is_dir()]
     assert len(folders) == 1, folders
     return folders[0]

@@ -21,7 +21,8 @@ import pytest
 
 from lifecycle import install, registry, versions
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 
 STEPS = (("os", "replace"), ("os", "rename"), ("os", "symlink"), ("os", "fsync"), ("os", "unlink"),
          ("os", "mkdir"), ("shutil", "rmtree"))

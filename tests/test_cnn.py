@@ -14,7 +14,8 @@ from mnistflow.errors import MnistflowError
 from mnistflow.evaluate import evaluate
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.params import validate
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from lifecycle.registry import judge
 from mnistflow.device import select_device
 from mnistflow.session import open_session

@@ -6,17 +6,33 @@ from pathlib import Path
 import yaml
 
 from mnistflow.code import (
+    HARNESS,
     IGNORED_DIRS,
     MODEL_STAGES,
     code_digest,
     code_files,
+    reached_files,
     stage_deps,
     stage_files,
     stage_names,
 )
 from tests.helpers import PIPELINE_STAGES, REPO
 
-NOT_PIPELINE = ("serving", "lifecycle", "harness", "tasks", "flows", "tests", "bench", "docs")
+NOT_PIPELINE = ("serving", "lifecycle", "pictures", "harness", "tasks", "flows", "tests", "bench", "docs")
+
+# The model's identity: the files whose bytes decide model.pt's (the split and train
+# stages' code, mnistflow.code.code_files), which a retrain's fingerprint and every
+# checkpoint hash. A file that enters or leaves this list reruns training everywhere:
+# change it here only as a decision, with the reason in the commit.
+MODEL_IDENTITY = [
+    "mnistflow/__init__.py", "mnistflow/atomic.py", "mnistflow/checkpoints.py", "mnistflow/code.py",
+    "mnistflow/dataset_check.py", "mnistflow/dataset_files.py", "mnistflow/datasets.py", "mnistflow/device.py",
+    "mnistflow/errors.py", "mnistflow/idx.py", "mnistflow/increments.py", "mnistflow/params.py",
+    "mnistflow/paths.py", "mnistflow/scoring.py", "mnistflow/session.py", "mnistflow/split.py",
+    "mnistflow/stages.py", "mnistflow/starting_point.py", "mnistflow/tensors.py", "mnistflow/train.py", "mnistflow/weight_average.py",
+    "mnistflow/yaml_file.py", "models/__init__.py", "models/checkpoint.py", "models/cnn.py", "models/mlp.py",
+    "models/networks.py",
+]
 
 
 def _code_deps(stage: dict) -> list[str]:
@@ -53,13 +69,32 @@ def test_dvcignore_leaves_out_what_the_digest_leaves_out():
     assert set(IGNORED_DIRS) <= ignored
 
 
+def test_the_models_identity_is_a_decision_someone_made():
+    identity = [path.as_posix() for path in code_files()]
+    assert identity == MODEL_IDENTITY, (
+        f"entered: {sorted(set(identity) - set(MODEL_IDENTITY))}; left: {sorted(set(MODEL_IDENTITY) - set(identity))}. "
+        "Each entering file retrains every model: keep it out of the split and train stages' imports, or, if its "
+        "bytes do decide model.pt's, add it to MODEL_IDENTITY")
+
+
+def test_the_harness_runs_in_every_stage_and_is_no_stages_code():
+    harness = {Path(*module.split(".")).with_suffix(".py") for module in HARNESS}
+    assert all((REPO / path).is_file() for path in harness), "HARNESS names a module that no longer exists"
+    for name in stage_names():
+        assert Path("mnistflow/preflight.py") in reached_files(name) and not harness & set(stage_files(name))
+    # The network is the download stage's alone, and no stage's code at all.
+    assert Path("mnistflow/download.py") not in set().union(*(stage_files(n) for n in stage_names() if n != "download"))
+    assert Path("mnistflow/fetch.py") in reached_files("download") and Path("mnistflow/fetch.py") not in \
+        stage_files("download")
+
+
 def _tree(root: Path) -> Path:
     files = {
         "mnistflow/__init__.py": "",
         "mnistflow/stages.py": (
             "from .common import shared\n"
             "def _helper():\n    from .helped import h\n"
-            "def stage_a():\n    from .a import run\n    _helper()\n"
+            "def stage_a():\n    from .a import run\n    from .preflight import check\n    _helper()\n"
             "def stage_b():\n    from mnistflow import b\n    stage_a()\n"
             "def main():\n    pass\n"),
         "mnistflow/common.py": "import os\n",
@@ -68,6 +103,8 @@ def _tree(root: Path) -> Path:
         "mnistflow/b.py": "def later():\n    from .deep import x\n",
         "mnistflow/deep.py": "",
         "mnistflow/unused.py": "",
+        "mnistflow/preflight.py": "from .guarded import g\n",  # a HARNESS module: never followed
+        "mnistflow/guarded.py": "",
         "models/__init__.py": "from .net import Net\n",
         "models/net.py": "import torch\n",
         "serving/page.py": "from mnistflow import a\n",
@@ -84,6 +121,8 @@ def test_a_stage_is_its_function_its_helpers_and_what_they_import(tmp_path):
     a = [p.as_posix() for p in stage_files("a", root)]
     assert a == ["mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py", "mnistflow/helped.py",
                  "mnistflow/stages.py", "models/__init__.py", "models/net.py"]
+    assert [p.as_posix() for p in reached_files("a", root)] == sorted(a + ["mnistflow/guarded.py",
+                                                                          "mnistflow/preflight.py"])
     # b calls stage_a, but another stage's function is never followed; imports inside
     # any function of a reached module are.
     b = [p.as_posix() for p in stage_files("b", root)]

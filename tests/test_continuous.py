@@ -18,13 +18,16 @@ from lifecycle import registry, versions
 from lifecycle.gate import Gate
 from lifecycle.intake import intake
 from lifecycle.intake_sources import Limits, read_sources
-from mnistflow.datasets import class_index, class_labels
-from mnistflow.download import download, locate
+from pictures.labels import class_index
+from mnistflow.datasets import class_labels
+from mnistflow.download import download
+from mnistflow.dataset_files import locate
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, read_idx
 from mnistflow.increments import in_validation, list_increments
 from mnistflow.params import validate
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from mnistflow.split import make_split
 from mnistflow.tensors import load_device_data
 from tests.helpers import make_arrays, tiny_params
@@ -128,7 +131,7 @@ def test_the_gate_refuses_copies_and_near_copies_and_says_why(params, files, dat
 
 
 def test_pictures_are_prepared_as_the_service_prepares_them_and_bad_ones_listed(params, files, data_root, tmp_path):
-    from serving.imaging import to_model_input
+    from pictures.imaging import to_model_input
 
     fresh, labels = new_items(6, seed=9)
     folder = tmp_path / "folder"
@@ -321,7 +324,8 @@ def _session(params, files, run):
 def test_warm_start_fine_tunes_the_champion_and_records_which(dataset, files, workdir):
     from mnistflow import atomic
     from mnistflow.checkpoints import load_checkpoint, load_model
-    from mnistflow.train import WarmStart, quiet, train_all
+    from mnistflow.starting_point import WarmStart
+    from mnistflow.train import quiet, train_all
 
     directory, checksums = dataset
     scratch = validate(tiny_params(directory, checksums))

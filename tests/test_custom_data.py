@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from mnistflow.dataset_check import DatasetShape
-from mnistflow.download import MANIFEST, dataset_dir, download
+from mnistflow.dataset_files import MANIFEST, dataset_dir
+from mnistflow.download import download
 from mnistflow.errors import MnistflowError
 from mnistflow.params import validate
 from mnistflow.preflight import check_network_fits, memory_estimate

@@ -8,7 +8,8 @@ import torch
 
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.device import DeviceChoice, configure_runtime, select_device
-from mnistflow.download import download, mirror_list
+from mnistflow.download import download
+from mnistflow.mirrors import mirror_list
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, parse_idx, read_idx
 from mnistflow.tensors import batches, load_device_data, random_shift
@@ -184,7 +185,7 @@ def test_the_tracked_manifest_is_the_same_on_every_machine_and_the_stamps_live_o
     import json
     import os
 
-    from mnistflow.download import locate
+    from mnistflow.dataset_files import locate
 
     one, two = download(params.data, tmp_path / "one"), download(params.data, tmp_path / "two")
     for name in FILE_NAMES.values():  # another clone: the same bytes, other times

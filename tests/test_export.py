@@ -14,7 +14,8 @@ from mnistflow.errors import MnistflowError
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from tests.conftest import run_stages
 from tests.helpers import custom_dir, REPO, tiny_params
 from tests.test_cnn import CNN_MODEL, CNN_TRAIN

@@ -17,7 +17,7 @@ from lifecycle import registry
 from lifecycle.workspace import dvc_root_writing
 from mnistflow.checkpoints import load_checkpoint, save_checkpoint
 from mnistflow.errors import MnistflowError
-from mnistflow.paths import RegistryPaths
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow.run_lock import run_folder_lock
 from models.checkpoint import MODEL_FORMAT, CheckpointError, decode
 from tests.helpers import clean_env, custom_dir, run, stage, tiny_params, write_params

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from mnistflow.idx import encode_idx, read_idx
-from serving.imaging import ImageError, decode_image, to_model_input
+from pictures.imaging import ImageError, decode_image, to_model_input
 from mnistflow.inference import Predictor
 from tests.helpers import clean_env, run
 

@@ -54,7 +54,9 @@ def test_switches_read_the_environment():
 
 def test_the_dvc_lock_switched_off_holds_nothing(monkeypatch):
     monkeypatch.setenv(private_api.SWITCH_ENV, "dvc-locks")
-    with private_api.dvc_path_lock(repo=None, writes=["x"]) as held:  # never touches the repo
+    from lifecycle.workspace import dvc_path_lock
+
+    with dvc_path_lock(repo=None, writes=["x"]) as held:  # never touches the repo
         assert held is False
 
 

@@ -20,7 +20,8 @@ from lifecycle import registry
 from lifecycle.intake_sources import Limits, read_sources
 from mnistflow import atomic
 from mnistflow.params import validate
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from serving.inbox import Inbox, InboxLimits
 from serving.model_file import ModelFiles
 from serving.service import create_app

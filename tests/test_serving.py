@@ -16,7 +16,8 @@ from lifecycle import registry
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
-from mnistflow.paths import RegistryPaths, RunPaths
+from lifecycle.registry_paths import RegistryPaths
+from mnistflow.paths import RunPaths
 from serving.service import MAX_BATCH, create_app
 from harness.real_parts import Service
 from tests.conftest import run_stages

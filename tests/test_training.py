@@ -157,7 +157,8 @@ def test_history_records_the_rate_applied_at_each_epochs_last_step(workdir, path
 
 def test_judge_scores_each_model_on_the_runs_tensors_under_its_own_scaling(workdir, params, paths, tmp_path):
     from mnistflow.scoring import evaluate_tensors
-    from mnistflow.paths import RegistryPaths, RunPaths
+    from lifecycle.registry_paths import RegistryPaths
+    from mnistflow.paths import RunPaths
     from lifecycle.registry import judge
     from mnistflow.tensors import load_device_data
 

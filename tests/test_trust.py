@@ -16,12 +16,12 @@ from lifecycle.intake import Screening, intake, take_from_inbox
 from lifecycle.intake_sources import OPERATOR, Candidate, Limits, read_sources
 from lifecycle.trust import FALLBACK_MIN_LABEL_PROBABILITY, TrustPolicy, allowances, champion_threshold
 from mnistflow.datasets import class_labels
-from mnistflow.download import locate
+from mnistflow.dataset_files import locate
 from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
 from mnistflow.stages import STAGES
 from serving.clients import FeedbackAccess, read_tokens
-from serving.imaging import png_bytes
+from pictures.imaging import png_bytes
 from serving.inbox import Inbox, Refused
 from tests.helpers import make_arrays
 

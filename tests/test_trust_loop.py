@@ -25,9 +25,9 @@ import yaml
 from bench.warm_start import late_data
 from harness.real_parts import Service, wait_for
 from lifecycle import quarantine
-from serving.imaging import png_bytes
+from pictures.imaging import png_bytes
 from mnistflow.datasets import class_labels
-from mnistflow.download import locate
+from mnistflow.dataset_files import locate
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import load_params
