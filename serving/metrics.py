@@ -24,6 +24,8 @@ CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1
 
 
 class ServiceMetrics:
+    enabled = True
+
     def __init__(self, routes: set[str]) -> None:
         self.routes = routes
         r = self.registry = CollectorRegistry()
@@ -66,6 +68,30 @@ class ServiceMetrics:
 
     def exposition(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Dropped:
+    """A counter that counts nothing."""
+
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def labels(self, *values: str) -> "_Dropped":
+        return self
+
+
+class NoMetrics:
+    """Metrics switched off (``--no-metrics``): the calls ServiceMetrics takes, nothing
+    counted, and no GET /metrics. The routes count without asking whether they may."""
+
+    enabled = False
+    feedback = feedback_refused = reloads = reload_failures = _Dropped()
+
+    def observe_answers(self, results: list[dict[str, Any]]) -> None:
+        pass
+
+    def serving(self, sha256: str | None, path: str) -> None:
+        pass
 
 
 class TimingMiddleware:

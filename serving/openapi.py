@@ -1,13 +1,18 @@
 """What the OpenAPI document says of the routes that take a body: the bodies they take and every answer they give.
 
-FastAPI cannot see bodies a route reads itself (``/predict`` takes four kinds),
-so they are declared here; a schema fuzzer (schemathesis, tests/test_api_schema.py)
-then reaches the real inputs, and finds no status the document does not list.
+The routes read their bodies themselves, as bytes, so that the byte and pixel
+budgets come before any parsing (``/predict`` takes four kinds of body). So
+FastAPI cannot see them: the JSON bodies are pydantic models here, and their
+JSON schemas are what the document gives; a schema fuzzer (schemathesis,
+tests/test_service_bounds.py) then reaches the real inputs, and finds no status
+the document does not list.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 ERROR = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}}}
@@ -17,19 +22,34 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, **ERROR}
 
 
-PIXELS = {
-    "description": "one image (H*W values, or H rows of W) or a list of images; values in [0, 1], light on dark",
-    "oneOf": [
-        {"type": "array", "items": {"type": "number"}},
-        {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
-        {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
-    ],
-}
+Image = list[float]                  # H*W values
+Rows = list[list[float]]             # H rows of W, or a list of flat images
+Images = list[list[list[float]]]     # a list of images as rows
+
+
+class Pixels(BaseModel):
+    """POST /predict's JSON body."""
+
+    pixels: Image | Rows | Images = Field(
+        description="one image (H*W values, or H rows of W) or a list of images; values in [0, 1], light on dark")
+
+
+class Correction(BaseModel):
+    """POST /feedback's body: a correction from the page."""
+
+    model_config = ConfigDict(extra="forbid")  # an unknown field is refused (serving.inbox.FIELDS)
+
+    image: str = Field(description="the picture, a PNG data URL or base64")
+    label: int | str = Field(description="the right class: its number or its name")
+    model_sha256: str = Field(pattern="^[0-9a-f]{64}$", description="the model that answered")
+    predicted: int | str | None = Field(None, description="what the model answered (at most 64 characters)")
+
+
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 PREDICT = {
     "openapi_extra": {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "object", "properties": {"pixels": PIXELS}, "required": ["pixels"]}},
+        "application/json": {"schema": Pixels.model_json_schema()},
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
         "image/png": BINARY,
@@ -46,12 +66,8 @@ PREDICT = {
 }
 
 FEEDBACK = {
-    "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": ["image", "label", "model_sha256"],
-        "properties": {"image": {"type": "string", "description": "the picture, a PNG data URL or base64"},
-                       "label": {"description": "the right class: its number or its name"},
-                       "model_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                       "predicted": {"description": "what the model answered"}}}}}}},
+    "openapi_extra": {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": Correction.model_json_schema()}}}},
     "responses": {
         400: _error("the body is not valid JSON"),
         401: _error("a token the service does not know, or none where it takes named clients only"),

@@ -18,7 +18,8 @@ from mnistflow.inference import Predictor
 from mnistflow.params import validate
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
-from serving.service import MAX_BATCH, create_app
+from serving.bodies import MAX_BATCH
+from serving.service import create_app
 from harness.real_parts import Service
 from tests.conftest import run_stages
 from tests.helpers import clean_env, run, tiny_params
@@ -189,3 +190,10 @@ def test_a_blank_picture_is_answered_no_digit_not_a_label(client, images):
     assert digit["blank"] is False and digit["label"] is not None and len(digit["top"]) == 3
     zeros = client.post("/predict", json={"pixels": [0.0] * 784}).json()["predictions"][0]
     assert zeros["blank"] and zeros["label"] is None
+
+
+def test_the_documented_correction_has_exactly_the_fields_the_inbox_takes():
+    from serving.inbox import FIELDS
+    from serving.openapi import Correction
+
+    assert set(Correction.model_fields) == FIELDS

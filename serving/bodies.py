@@ -1,0 +1,111 @@
+"""Request bodies, read within bounds before they are parsed: the byte limit first,
+then JSON or a multipart form, then pixels or pictures (pictures within the
+decoders' shared budget, serving.decoding). Every refusal is an HTTPException
+with a one-line detail naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import HTTPException, Request
+from starlette.datastructures import UploadFile
+
+from pictures.imaging import ImageError, to_model_input
+
+from .decoding import TooManyPixels, decode_within_budget
+
+MAX_UPLOAD_BYTES = 8 * 2**20  # a request body; a batch of 256 PNG digits is well under 1 MiB
+MAX_BATCH = 1024  # images per request
+
+
+def json_body(body: bytes) -> Any:
+    """The body as JSON; ValueError (its message for a 400) when it is not, however it fails."""
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(body, parse_constant=constant)
+    except RecursionError:
+        raise ValueError("body: JSON nested too deeply") from None
+    except (ValueError, TypeError) as exc:  # includes UnicodeDecodeError, and ints past Python's digit limit
+        raise ValueError(f"body is not valid JSON ({str(exc)[:200]})") from None
+
+
+def _only_numbers(pixels: Any) -> None:
+    """Lists (at most three deep) of numbers: a string or a boolean is never a pixel."""
+    stack = [(pixels, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, list):
+            if depth == 3:
+                raise HTTPException(422, "pixels: nested more than 3 deep; give one image or a list of images")
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise HTTPException(422, f"pixels: {json.dumps(value)[:40]} is a {type(value).__name__}, not a number; "
+                                     "pixels are numbers in [0, 1]")
+
+
+def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
+    """N x H x W from ``{"pixels": ...}``, or a 422 naming what is wrong."""
+    if not isinstance(payload, dict) or "pixels" not in payload:
+        raise HTTPException(422, 'JSON body must be an object with "pixels": one image or a list of images')
+    _only_numbers(payload["pixels"])
+    try:
+        with np.errstate(over="ignore"):
+            pixels = np.asarray(payload["pixels"], dtype=np.float64).astype(np.float32)
+    except (ValueError, TypeError, OverflowError):
+        raise HTTPException(422, "pixels: not a (list of) equal-length lists of numbers in [0, 1]") from None
+    size, height, width = shape[0] * shape[1], *shape
+    if pixels.ndim == 1 or (pixels.ndim == 2 and pixels.shape == shape):
+        pixels = pixels[None]
+    if pixels.ndim == 2 and pixels.shape[1] == size:
+        pixels = pixels.reshape(-1, height, width)
+    if pixels.ndim != 3 or pixels.shape[1:] != shape or not len(pixels):
+        raise HTTPException(422, f"pixels: shape {list(np.shape(payload['pixels']))}; give {size} values (or "
+                                 f"{height} rows of {width}) per image, for one image or a list of them")
+    if len(pixels) > MAX_BATCH:
+        raise HTTPException(413, f"pixels: {len(pixels)} images; at most {MAX_BATCH} per request")
+    bad = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 1)
+    if bad.any():
+        image, row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise HTTPException(422, f"pixels: image {image}, row {row}, column {col} is {pixels[image, row, col]}; "
+                                 "values must be in [0, 1] (255 -> 1.0)")
+    return pixels
+
+
+def prepared(images: list[tuple[str, bytes]], shape: tuple[int, int]) -> np.ndarray:
+    """The pictures as model input, within the decoding budget (serving.decoding: 413 past
+    its pixels, before any is decoded)."""
+    try:
+        return np.stack([to_model_input(grey, shape) for grey in decode_within_budget(images)])
+    except TooManyPixels as exc:
+        raise HTTPException(413, str(exc)) from None
+    except ImageError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with a 413 as soon as it passes ``limit``, declared or not."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body of {int(declared):,} bytes; the limit is {limit:,}")
+    body, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"request body over the limit of {limit:,} bytes")
+        body.append(chunk)
+    return b"".join(body)
+
+
+async def uploaded(request: Request, body: bytes) -> list[tuple[str, bytes]]:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, receive=replay).form(max_files=MAX_BATCH)
+    files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
+    if not files:
+        raise HTTPException(422, "multipart body has no file: upload the image as a file field")
+    return [(f"upload {f.filename or i}", await f.read()) for i, f in enumerate(files)]

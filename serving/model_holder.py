@@ -1,0 +1,83 @@
+"""The model a service answers with: the file's current contents, reloaded when a
+promotion replaces the file, so no request waits on a half-written one and no
+answer mixes two models (a request takes one loaded model for all its images)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from mnistflow import atomic
+from mnistflow.errors import MnistflowError
+from mnistflow.inference import Predictor
+
+from .metrics import NoMetrics, ServiceMetrics
+
+log = logging.getLogger("mnistflow")
+
+
+class ModelHolder:
+    """The model file's current contents: reloaded when the file is replaced, and
+    loaded when it first appears (a service started before any champion).
+
+    ``name`` is how answers name the file (never its absolute path); logs say the path."""
+
+    def __init__(self, path: Path, metrics: ServiceMetrics | NoMetrics = NoMetrics(), name: str | None = None) -> None:
+        self.path, self.metrics = Path(path), metrics
+        self.name = name or self.path.name
+        self._lock = threading.Lock()
+        self._stamp = atomic.stamp(self.path)
+        self._predictor: Predictor | None = None
+        if self._stamp is not None:  # a file that is there must load: a bad one is one line at start
+            self._predictor = Predictor.load(self.path)
+        self._announce()
+
+    def _announce(self) -> None:
+        self.metrics.serving(self._predictor and self._predictor.sha256, self.name)
+
+    def current(self) -> Predictor | None:
+        stamp = atomic.stamp(self.path)  # one stat per request: microseconds
+        if stamp is not None and stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    self._reload()
+                    self._stamp = stamp
+                    self._announce()
+        return self._predictor
+
+    def _reload(self) -> None:
+        first = self._predictor is None
+        try:
+            self._predictor = Predictor.load(self.path)
+        except Exception as exc:  # noqa: BLE001  whatever the new file is, keep answering with the model we have
+            reason = str(exc) if isinstance(exc, MnistflowError) else f"{self.path}: {type(exc).__name__}: {exc}"
+            log.error("kept the previous model: %s", reason)
+            self.metrics.reload_failures.inc()
+            return
+        log.info("now serving %s (sha256 %s)", self.path, self._predictor.sha256[:12])
+        if not first:
+            self.metrics.reloads.inc()
+
+    def serving(self) -> Predictor:
+        """The model for a request, or a 503 saying what the service waits for."""
+        predictor = self.current()
+        if predictor is None:
+            raise HTTPException(503, f"no model loaded yet: waiting for {self.name}")
+        return predictor
+
+    def unready(self) -> str | None:
+        """Why the service cannot answer now, or None: a model is loaded and the file
+        on disk is still the one loaded (its sha256 verifies)."""
+        predictor = self.current()
+        if predictor is None:
+            return f"no model loaded yet: waiting for {self.name}"
+        try:
+            on_disk = atomic.sha256_of(self.path)
+        except OSError:
+            return f"{self.name}: gone since it was loaded"
+        if on_disk != predictor.sha256:
+            return f"{self.name}: sha256 {on_disk[:12]} is not the loaded model's {predictor.sha256[:12]}"
+        return None
