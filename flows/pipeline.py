@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from prefect import get_run_logger
 from prefect.concurrency.sync import concurrency
 
-from lifecycle.workspace import dvc_lock, dvc_root_writing
+from lifecycle.workspace import check_dvc_params, dvc_lock, dvc_root_writing
 from mnistflow.device import DeviceChoice, Runtime, configure_runtime
 from mnistflow.dataset_files import DatasetFiles
 from mnistflow.params import Params, load_params
@@ -94,6 +94,7 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
         with run_folder_lock(paths.dir):  # a second run in this folder is refused, not mixed in
             yield None
         return
+    check_dvc_params(root)
     ensure_outputs_limit()
     # A short lease: if the worker dies holding the slot, the next run waits a minute, not five.
     with concurrency(OUTPUTS_LIMIT, occupy=1, strict=True, lease_duration=60), \

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 
@@ -30,8 +30,9 @@ from flows.trials import run_trials
 from lifecycle import registry
 from lifecycle.leaderboard import best
 from lifecycle.sweep_spec import SweepSpec, Trial, apply_params, expand, load_spec, swept_keys
-from mnistflow.dataset_files import DatasetFiles
+from mnistflow.dataset_files import DatasetFiles, dataset_dir
 from mnistflow.errors import MnistflowError
+from mnistflow.params import DataParams
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths, roots
 from tasks.device import device_task
@@ -69,11 +70,7 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
     spec = spec if spec is not None else load_spec(Path(sweep_file))
     where = roots(data=data_root, registry=registry_dir)
     trials = plan(spec, [Path(runs_root), where.data], check_devices=not dask_address)
-    # Downloaded and verified once, here; the trials only read it.
-    files = {}
-    for trial in trials:
-        if trial.params.data.dataset not in files:
-            files[trial.params.data.dataset] = download_task(trial.params.data, where.data)
+    files = datasets_of(trials, where.data)
     sweep_dir = Path(runs_root) / spec.name
     gpu = _wants_gpu(trials)
     if dask_address:
@@ -97,9 +94,22 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
     if apply_best:
         result["applied_to"] = str(apply_params(winner.params, Path(params_out)))
     if promote:
-        result["promotion"] = promote_winner(winner, sweep_dir / winner.id, files[winner.params.data.dataset],
+        result["promotion"] = promote_winner(winner, sweep_dir / winner.id, files[winner.id],
                                              RegistryPaths(where.registry), spec.name, promotion_margin)
     return result
+
+
+def datasets_of(trials: list[Trial], data_root: Path,
+                download: Callable[[DataParams, Path], DatasetFiles] = download_task) -> dict[str, DatasetFiles]:
+    """Each trial's dataset, downloaded and verified once per folder, here: the trials
+    only read it. Keyed by trial, since two custom datasets share the name "custom"
+    but never a folder (mnistflow.dataset_files.dataset_dir)."""
+    by_folder: dict[Path, DatasetFiles] = {}
+    for trial in trials:
+        folder = dataset_dir(trial.params.data, data_root)
+        if folder not in by_folder:
+            by_folder[folder] = download(trial.params.data, data_root)
+    return {trial.id: by_folder[dataset_dir(trial.params.data, data_root)] for trial in trials}
 
 
 def plan(spec: SweepSpec, folders: list[Path], check_devices: bool = True) -> list[Trial]:

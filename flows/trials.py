@@ -54,8 +54,7 @@ def run_trials(trials: list[Trial], sweep_dir: Path, data_root: Path, files: dic
     futures = {}
     for trial in trials:
         with dask.annotate(resources={"GPU": 1} if gpu else {}):
-            futures[trial.id] = trial_task.submit(trial, sweep_dir / trial.id, data_root,
-                                                  files[trial.params.data.dataset])
+            futures[trial.id] = trial_task.submit(trial, sweep_dir / trial.id, data_root, files[trial.id])
     rows = []
     for trial in trials:
         futures[trial.id].wait()

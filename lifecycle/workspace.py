@@ -78,6 +78,28 @@ def dvc_root_writing(run_dir: Path) -> Path | None:
     return None
 
 
+INTERPOLATION = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
+
+
+def check_dvc_params(root: Path) -> None:
+    """Every ``${...}`` dvc.yaml reads, set in the repository's params.yaml. DVC reads the
+    file itself, without the defaults mnistflow fills in, so a params.yaml that leaves one
+    out trained to the end and then failed at `dvc commit` ("Could not find
+    'data.dataset'"). Refused here, before anything runs."""
+    names = sorted(set(INTERPOLATION.findall((root / "dvc.yaml").read_text())))
+    try:
+        raw = yaml.safe_load((root / "params.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return  # a missing or broken params.yaml is load_params' to name
+    for name in names:
+        node: Any = raw
+        for part in name.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            raise MnistflowError(f"{root / 'params.yaml'}: {name} is not set, and dvc.yaml reads it (${{{name}}}) "
+                                 "for the run's `dvc commit`; write it out, even where it is the default")
+
+
 def _interpolated(path: str, root: Path) -> str:
     """``data/${data.dataset}`` as DVC reads it: ``${...}`` from the repository's params.yaml
     (its defaults where the file leaves a key out)."""
@@ -96,7 +118,7 @@ def _interpolated(path: str, root: Path) -> str:
             node = node.get(part) if isinstance(node, dict) else None
         return str(node) if node is not None else match.group(0)
 
-    return re.sub(r"\$\{\s*([\w.-]+)\s*\}", value, path)
+    return INTERPOLATION.sub(value, path)
 
 
 def _wait_seconds() -> float:

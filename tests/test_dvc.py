@@ -324,6 +324,19 @@ def test_a_flow_refuses_in_one_line_when_dvc_holds_the_workspace_too_long(repo, 
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
+def test_a_params_yaml_without_what_dvc_yaml_reads_is_refused_before_anything_runs(repo, prefect_server):
+    """params.yaml may leave keys to their defaults, but DVC reads ``${data.dataset}`` from the file
+    itself: such a run trained to the end, then failed at `dvc commit` (issue 35)."""
+    env = {**prefect_server.env, "PATH": env_for(repo)["PATH"]}
+    edit_params(repo, lambda p: p["data"].pop("dataset"))
+    before = {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()}
+    flow = run([sys.executable, "-m", "flows.training"], repo, env)
+    assert flow.returncode == 2 and "Traceback" not in flow.stderr
+    last = flow.stderr.strip().splitlines()[-1]
+    assert last.startswith("mnistflow: error: ") and "data.dataset is not set, and dvc.yaml reads it" in last
+    assert {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()} == before
+
+
 def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
     """What a workspace run holds (lifecycle.workspace) is DVC's own path lock: `dvc repro` obeys it."""
     from lifecycle.workspace import dvc_lock

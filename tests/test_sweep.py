@@ -255,3 +255,21 @@ def test_sweep_on_an_existing_dask_cluster(tmp_path, dataset, prefect_server):
         for proc in cluster:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+def test_trials_over_two_custom_datasets_each_read_their_own(tmp_path):
+    """Both custom datasets are named "custom": keyed by name, the second trial read the first's files."""
+    from flows.sweep import datasets_of
+    from lifecycle.sweep_spec import Trial
+    from mnistflow.download import download
+    from mnistflow.params import validate
+    from tests.helpers import write_dataset
+
+    trials = []
+    for seed in (1, 2):
+        checksums = write_dataset(tmp_path / f"mirror-{seed}", seed=seed, n_train=200, n_test=50)
+        trials.append(Trial(f"t{seed}", {}, validate(tiny_params(tmp_path / f"mirror-{seed}", checksums))))
+    files = datasets_of(trials, tmp_path / "data", download=download)
+    assert files["t1"].directory != files["t2"].directory and files["t1"].digest != files["t2"].digest
+    for trial in trials:
+        assert files[trial.id].md5 == dict(trial.params.data.checksums)
