@@ -75,7 +75,10 @@ def checked_device(params: Params, paths: RunPaths, data_root: Path, registry: P
     """The run's one device choice (``chosen`` when the command line made it), and every
     check that needs no write, for that device: a run folder that is no run's (the
     registry, the data root), ``device: cuda:7`` where there is none, a network that
-    cannot fit, a folder that cannot be written, all refused before the run writes anything."""
+    cannot fit, a folder that cannot be written, all refused before the run writes anything.
+    A device ``chosen`` by the command line comes checked (flows.cli): checked once, not twice."""
+    if chosen is not None:
+        return device_task(params.device, chosen)
     check_run_folder(paths.dir, data_root, registry, argument="run_dir")
     device = device_task(params.device, chosen)
     preflight(params, [paths.dir, *([registry] if writes_registry else [])], device, data_root=data_root)

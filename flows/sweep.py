@@ -48,7 +48,7 @@ def _wants_gpu(trials: list[Trial]) -> bool:
 def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml", runs_root: Path = Path("runs"),
           data_root: Path | None = None, dask_address: str | None = None, workers: int | None = None,
           apply_best: bool = False, params_out: Path = Path("params.yaml"), promote: bool = False,
-          promotion_margin: float = 0.0, registry_dir: Path | None = None) -> dict[str, Any]:
+          promotion_margin: float = 0.0, registry_dir: Path | None = None, planned: bool = False) -> dict[str, Any]:
     """Train every trial of a sweep on Dask and rank them by a validation metric.
 
     Args:
@@ -63,13 +63,16 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
         promote: judge the best trial against the champion and promote it if it is better.
         promotion_margin: with promote, the test accuracy over the champion's it must reach.
         registry_dir: champion and run records (default: $MNISTFLOW_REGISTRY or registry/).
+        planned: the command line has planned and checked every trial already (a deployment's
+            run plans and checks them here).
     """
     from prefect_dask import DaskTaskRunner
 
     logger = get_run_logger()
     spec = spec if spec is not None else load_spec(Path(sweep_file))
     where = roots(data=data_root, registry=registry_dir)
-    trials = plan(spec, [Path(runs_root), where.data], check_devices=not dask_address)
+    trials = (trials_of(spec) if planned
+              else plan(spec, [Path(runs_root), where.data], check_devices=not dask_address))
     files = datasets_of(trials, where.data)
     sweep_dir = Path(runs_root) / spec.name
     gpu = _wants_gpu(trials)
@@ -112,13 +115,18 @@ def datasets_of(trials: list[Trial], data_root: Path,
     return {trial.id: by_folder[dataset_dir(trial.params.data, data_root)] for trial in trials}
 
 
-def plan(spec: SweepSpec, folders: list[Path], check_devices: bool = True) -> list[Trial]:
-    """Every trial, validated; with ``check_devices``, each trial's device and memory on this machine."""
+def trials_of(spec: SweepSpec) -> list[Trial]:
     from mnistflow.params import load_params
-    from mnistflow.preflight import check_memory, writable
 
     base = load_params(spec.base)  # the base must itself be valid
-    trials = expand(spec, base.model_dump(mode="json"), f"sweep {spec.name}")
+    return expand(spec, base.model_dump(mode="json"), f"sweep {spec.name}")
+
+
+def plan(spec: SweepSpec, folders: list[Path], check_devices: bool = True) -> list[Trial]:
+    """Every trial, validated; with ``check_devices``, each trial's device and memory on this machine."""
+    from mnistflow.preflight import check_memory, writable
+
+    trials = trials_of(spec)
     for folder in folders:
         writable(folder)
     if check_devices:
@@ -178,7 +186,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
     return {"spec": spec, "sweep_file": str(args.sweep_file), "runs_root": args.runs_root,
             "data_root": args.data_root, "dask_address": args.dask_address, "workers": args.workers,
             "apply_best": args.apply_best, "params_out": args.params_out, "promote": args.promote,
-            "promotion_margin": args.promotion_margin, "registry_dir": args.registry}
+            "promotion_margin": args.promotion_margin, "registry_dir": args.registry, "planned": True}
 
 
 def main() -> None:

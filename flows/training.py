@@ -25,7 +25,8 @@ from mnistflow.dataset_files import dataset_dir
 from mnistflow.params import Params
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from tasks.report import report_task
-from tasks.version import outside_workspace, version_task
+from lifecycle.versioning import outside_workspace
+from tasks.version import version_task
 
 
 @flow(name="mnist-training", log_prints=True)

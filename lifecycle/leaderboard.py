@@ -108,3 +108,19 @@ def plot_sweep(path: Path, rows: list[dict[str, Any]], swept: list[str], name: s
     atomic.write_with(path, lambda tmp: fig.savefig(tmp, format="png", metadata={"Software": None}))
     plt.close(fig)
     return path
+
+
+def sweep_report(rows: list[dict[str, Any]], swept: list[str], name: str, select: str) -> str:
+    """The sweep in a few lines of markdown: how many trials completed, the best, the failures."""
+    ranked = sorted_rows(rows, select)
+    done = [r for r in ranked if r["status"] == "completed"]
+    lines = [f"# Sweep `{name}`", "", f"{len(done)} of {len(rows)} trials completed; ranked by `{select}`.", ""]
+    if done:
+        top = done[0]
+        values = ", ".join(f"{k}={top['overrides'].get(k)}" for k in swept)
+        lines += [f"**Best: `{top['trial']}`** ({values}): "
+                  f"validation accuracy {100 * top['val_accuracy']:.2f}%, "
+                  f"test accuracy {100 * top['test_accuracy']:.2f}%.", ""]
+    failed = [r for r in ranked if r["status"] != "completed"]
+    lines += [f"- `{r['trial']}` failed: {r.get('reason', '')}" for r in failed]
+    return "\n".join(lines)

@@ -14,7 +14,31 @@ from pathlib import Path
 from typing import Any
 
 from mnistflow.errors import MnistflowError
+from mnistflow.params import Params, load_params
+from mnistflow.paths import RunPaths
+
 from .workspace import dvc_lock, held_repo
+
+
+def outside_workspace(paths: RunPaths) -> dict[str, Any]:
+    return {"versioned": False, "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
+
+
+def version_run(dvc_root: Path | None, paths: RunPaths, params: Params, message: str, push: bool,
+                git_commit: bool = True) -> dict[str, Any]:
+    """dvc commit the run (and push it, and git-commit dvc.lock), when dvc.lock would tell the
+    truth: DVC records its workspace and params.yaml, so a run elsewhere, or with other
+    params, would make dvc.lock lie, and is not versioned (the answer says why)."""
+    if dvc_root is None:
+        return outside_workspace(paths)
+    params_file = dvc_root / "params.yaml"
+    try:
+        on_disk = load_params(params_file)
+    except MnistflowError:
+        on_disk = None
+    if on_disk != params:
+        return {"versioned": False, "why": f"run params differ from {params_file}; dvc.lock not updated"}
+    return version_with_dvc(dvc_root, message, push=push, git_commit=git_commit)
 
 
 def version_with_dvc(root: Path, message: str, push: bool = True, git_commit: bool = True) -> dict[str, Any]:
@@ -32,7 +56,9 @@ def version_with_dvc(root: Path, message: str, push: bool = True, git_commit: bo
             try:
                 action()
             except DvcException as exc:
-                raise MnistflowError(f"dvc {step} failed: {str(exc).strip().splitlines()[0]}") from None
+                failed = MnistflowError(f"dvc {step} failed: {str(exc).strip().splitlines()[0]}")
+                failed.retryable = step == "push"  # a remote may come back; a commit would fail the same way
+                raise failed from None
     out: dict[str, Any] = {"versioned": True, "pushed": push}
 
     def git(*args: str) -> subprocess.CompletedProcess:

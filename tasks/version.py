@@ -5,31 +5,18 @@ from typing import Any
 
 from prefect import task
 
-from mnistflow.errors import MnistflowError
-from mnistflow.params import Params, load_params
+from lifecycle.versioning import version_run
+from mnistflow.params import Params
 from mnistflow.paths import RunPaths
-from lifecycle.versioning import version_with_dvc
 
-from . import TASK_DEFAULTS
-
-
-def outside_workspace(paths: RunPaths) -> dict[str, Any]:
-    return {"versioned": False, "why": f"run folder {paths.dir} is not a DVC workspace; dvc.lock not updated"}
+from . import TASK_DEFAULTS, retry_unless_user_error
 
 
-@task(name="version-with-dvc", retries=2, retry_delay_seconds=5, **TASK_DEFAULTS)
+# Retried only for what may pass (a DVC remote that did not answer): a refused
+# git commit or dvc commit would fail the same way again.
+@task(name="version-with-dvc", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_user_error,
+      **TASK_DEFAULTS)
 def version_task(dvc_root: Path | None, paths: RunPaths, params: Params, message: str, push: bool,
                  git_commit: bool = True) -> dict[str, Any]:
     """dvc commit the run (and push it, and git-commit dvc.lock), when dvc.lock would tell the truth."""
-    # DVC records its workspace and params.yaml: a run elsewhere, or with other
-    # params, would make dvc.lock lie.
-    if dvc_root is None:
-        return outside_workspace(paths)
-    params_file = dvc_root / "params.yaml"
-    try:
-        on_disk = load_params(params_file)
-    except MnistflowError:
-        on_disk = None
-    if on_disk != params:
-        return {"versioned": False, "why": f"run params differ from {params_file}; dvc.lock not updated"}
-    return version_with_dvc(dvc_root, message, push=push, git_commit=git_commit)
+    return version_run(dvc_root, paths, params, message, push, git_commit)
