@@ -33,8 +33,8 @@ test: setup-dev lint  ## the lint, then the whole test suite (CI runs exactly th
 lint: setup-dev  ## ruff, with the rules pyproject.toml names
 	$(PY) -m ruff check .
 
-unit: setup-dev  ## the in-process tests only, under a minute: the inner loop
-	$(PY) -m pytest -q -n 2 -m "not integration"
+unit: setup-dev  ## tests/unit: in-process, nothing started, no real data; under a minute, the inner loop
+	$(PY) -m pytest -q -n 2 tests/unit
 
 repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro

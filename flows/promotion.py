@@ -32,7 +32,7 @@ from tasks.version import version_task
 # them no better than the champion did, is held for a person's review, whatever its test
 # accuracy: the poisoned challenger of issue 34 scored 95.66% on the test set (promoted)
 # and 6.5% on its new data. Genuine corrections are hard digits, and a challenger reads
-# few of the held-out ones right too (10% in tests/test_trust_loop.py), but more than the
+# few of the held-out ones right too (10% in tests/acceptance/test_trust_loop.py), but more than the
 # champion, which misread them all: hence the gain beside the floor.
 MIN_RECENT_ACCURACY = 0.3
 MIN_RECENT_GAIN = 0.02

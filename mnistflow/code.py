@@ -12,12 +12,12 @@ faster, but never change a byte it writes (the checks before a step, the exit
 and its codes, the private-API shortcuts, and the network: whatever a mirror
 serves is checked against the params' checksums before it is stored). Their
 imports are not followed either. So an edit to an error's wording or a new
-mirror reruns nothing. tests/test_code_rule.py keeps a snapshot of the files
+mirror reruns nothing. tests/unit/test_code_rule.py keeps a snapshot of the files
 that are the model's identity: a file that enters it, or leaves it, is a
 decision someone made there.
 
 ``dvc.yaml`` lists exactly these paths under each stage's ``deps``
-(tests/test_code_rule.py fails when the two drift apart; ``python -m
+(tests/unit/test_code_rule.py fails when the two drift apart; ``python -m
 mnistflow.code`` prints them). A retrain's code digest hashes the code of the
 stages that decide the model's bytes (split and train), so a retrain skips or
 reruns on the same grounds as `dvc repro` does for those stages.

@@ -24,7 +24,7 @@ DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
 # The params digest, field by field. Every field of Params is in exactly one of
-# these three (tests/test_params.py fails on a field left out, so a new one is a
+# these three (tests/unit/test_params.py fails on a field left out, so a new one is a
 # decision, never an accident that changes every digest):
 # - DIGESTED: can change the trained weights; always in the digest.
 # - DIGESTED_UNLESS_DEFAULT: added after runs were made; in the digest only away

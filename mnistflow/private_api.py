@@ -7,7 +7,7 @@ live with their users (the DVC locks in lifecycle/workspace.py, the header
 deadline in serving/slow_clients.py); the exit and the exporter's preload here.
 
 Each one was measured (docs/performance.md, docs/operations.md) and is kept
-for that reason alone; tests/test_private_api.py fails loudly the day a name
+for that reason alone; tests/{unit,integration}/test_private_api.py fails loudly the day a name
 disappears from the library, and names the switch that turns the shortcut off.
 
 ``MNISTFLOW_NO_PRIVATE_API`` turns them off: a comma-separated list of the

@@ -4,7 +4,7 @@ The routes read their bodies themselves, as bytes, so that the byte and pixel
 budgets come before any parsing (``/predict`` takes four kinds of body). So
 FastAPI cannot see them: the JSON bodies are pydantic models here, and their
 JSON schemas are what the document gives; a schema fuzzer (schemathesis,
-tests/test_service_bounds.py) then reaches the real inputs, and finds no status
+tests/integration/test_service_bounds.py) then reaches the real inputs, and finds no status
 the document does not list.
 """
 

@@ -11,7 +11,7 @@ cleared when the body is complete; past either, the connection is closed.
 
 It relies on the protocol's internals (``cycle``, ``transport``, ``loop``), so it
 is listed in mnistflow/private_api.py (``header-deadline``; off: uvicorn's own
-protocol, and no limit), and tests/test_private_api.py checks those names.
+protocol, and no limit), and tests/{unit,integration}/test_private_api.py checks those names.
 """
 
 from __future__ import annotations

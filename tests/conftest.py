@@ -18,11 +18,14 @@ from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset
 
 
-# Whole modules that start servers or pipeline processes (Prefect, dvc, HTTP, CLIs).
-INTEGRATION_MODULES = {"test_acceptance", "test_continuous_loop", "test_deployments", "test_drift", "test_load",
-                       "test_dvc", "test_flow", "test_integration", "test_predict_bounds", "test_server",
-                       "test_server_faults", "test_service_bounds"}
-PROCESS_FIXTURES = {"prefect_server", "real_mnist", "real_fashion", "small_disk", "postgres", "s3"}
+# A test's kind is its folder, as in Prefect's own repository:
+# - tests/unit: in this process, nothing started (no server, no worker, no child
+#   process, no dvc), no real data: `make unit`, the inner loop;
+# - tests/integration: processes, servers, dvc, the command lines, on generated data;
+# - tests/acceptance: the real MNIST (or Fashion-MNIST) end to end.
+KINDS = ("unit", "integration", "acceptance")
+PROCESS_FIXTURES = {"prefect_server", "small_disk", "postgres", "s3"}
+REAL_DATA = {"real_mnist", "real_fashion", "mnist_run"}
 
 
 def pytest_configure(config):
@@ -57,11 +60,29 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(items):
-    """`make unit` (-m "not integration") keeps the in-process tests: the inner loop."""
+    """Each test marked with its folder's kind (``-m unit`` works too), and the folders'
+    rules held: a test that starts a server or reads the real data is not a unit test,
+    and one that reads the real data is an acceptance test."""
     for item in items:
-        module = item.module.__name__.rsplit(".", 1)[-1]
-        if module in INTEGRATION_MODULES or PROCESS_FIXTURES & set(item.fixturenames):
-            item.add_marker(pytest.mark.integration)
+        kind = Path(str(item.fspath)).parent.name
+        if kind not in KINDS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/acceptance")
+        fixtures = set(item.fixturenames)
+        if kind == "unit" and fixtures & (PROCESS_FIXTURES | REAL_DATA):
+            raise pytest.UsageError(f"{item.nodeid}: uses {sorted(fixtures & (PROCESS_FIXTURES | REAL_DATA))}; "
+                                    "a unit test starts nothing and reads no real data")
+        if kind != "acceptance" and fixtures & REAL_DATA:
+            raise pytest.UsageError(f"{item.nodeid}: reads the real data; it belongs in tests/acceptance")
+        item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> RunPaths:
+    """A tiny model trained by every stage on a generated dataset, once per module: the
+    service's and the load tests' model."""
+    root = tmp_path_factory.mktemp("trained")
+    checksums = write_dataset(root / "mirror")
+    return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
 
 
 @pytest.fixture

@@ -161,3 +161,43 @@ class MirrorServer:
         self.httpd.server_close()
 
 
+# The training flow's command line, and its one-line error (the hardening tests and others).
+FLOW = [sys.executable, "-m", "flows.training"]
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The error: one line, the last, after any progress the command logged."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("mnistflow: error: ")]
+    assert errors == lines[-1:], result.stderr
+    return errors[0]
+
+
+# A small CNN that trains in seconds (the CNN, export and flow tests).
+CNN_MODEL = {"kind": "cnn", "channels": [4, 8], "kernels": [5, 3], "hidden": [16], "batch_norm": True,
+             "dropout": 0.1}
+CNN_TRAIN = {"optimizer": {"name": "adam", "betas": [0.7, 0.9]},
+             "stages": [{"epochs": 2, "lr": 0.01, "schedule": "onecycle"}, {"epochs": 2, "lr": 0.002}],
+             "augment": {"max_shift": 1}}
+
+
+def prepare(params, workdir, out):
+    """The data downloaded and split, and the session's tensors on the CPU."""
+    from mnistflow.device import select_device
+    from mnistflow.download import download
+    from mnistflow.session import open_session
+    from mnistflow.split import make_split
+
+    files = download(params.data, workdir / "data")
+    make_split(files, params.data, out.split)
+    return files, open_session(params, files, out, select_device("cpu")).data
+
+
+def train_every_stage(params, files, out):
+    from mnistflow.device import select_device
+    from mnistflow.session import open_session
+    from mnistflow.train import train_all
+
+    train_all(params, open_session(params, files, out, select_device("cpu")), files, out)

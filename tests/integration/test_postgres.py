@@ -13,7 +13,7 @@ import pytest
 
 from harness.real_parts import PrefectServer, stop_tree, wait_for as wait_until
 from tests.helpers import copy_repo, git, write_dataset, write_params
-from tests.test_deployments import PREFECT, Project
+from tests.integration.project import PREFECT, Project
 
 # OSError: the server may be restarting.
 wait_for = functools.partial(wait_until, every=0.3, tolerate=(OSError,))

@@ -24,7 +24,7 @@ from mnistflow.session import open_session
 from mnistflow.device import select_device
 from mnistflow.split import make_split
 from mnistflow.stages import STAGES
-from mnistflow.tensors import LabelledTensors, batches
+from mnistflow.tensors import LabelledTensors
 from mnistflow.checkpoints import load_model
 from mnistflow.train import train_all
 from tests.helpers import REPO
@@ -39,17 +39,6 @@ def recipe(mirror: Path, epochs: int | None = None):
     if epochs is not None:
         raw["train"]["stages"] = [{"epochs": epochs, "lr": 0.5}]
     return validate(raw)
-
-
-def test_batches_of_near_equal_size_cover_every_image_once():
-    import torch
-
-    for n, size in ((48_000, 100), (48_801, 100), (47_950, 100), (101, 100), (7, 100), (1, 100)):
-        data = LabelledTensors(torch.zeros(n, 1), torch.arange(n))
-        sizes = [len(y) for _, y in batches(data, size, shuffle_seed=3)]
-        seen = torch.cat([y for _, y in batches(data, size, shuffle_seed=3)])
-        assert len(sizes) == -(-n // size) and max(sizes) <= size and max(sizes) - min(sizes) <= 1, (n, sizes[-3:])
-        assert sorted(seen.tolist()) == list(range(n))
 
 
 def test_mnist_grown_by_801_clean_digits_trains_as_the_base_does(real_mnist, tmp_path):

@@ -1,8 +1,5 @@
 """The convolutional network: params, training, resume, old model files, other image sizes, the judge."""
 
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,14 +18,10 @@ from mnistflow.device import select_device
 from mnistflow.session import open_session
 from mnistflow.train import quiet, train_all
 from mnistflow.split import make_split
-from tests.helpers import clean_env, stage, tiny_params, write_dataset, write_params
+from tests.helpers import tiny_params, write_dataset
+from tests.helpers import CNN_MODEL, CNN_TRAIN
 
 # Small, but every part of the CNN is on: two blocks, batch norm, dropout, shifts.
-CNN_MODEL = {"kind": "cnn", "channels": [4, 8], "kernels": [5, 3], "hidden": [16], "batch_norm": True,
-             "dropout": 0.1}
-CNN_TRAIN = {"optimizer": {"name": "adam", "betas": [0.7, 0.9]},
-             "stages": [{"epochs": 2, "lr": 0.01, "schedule": "onecycle"}, {"epochs": 2, "lr": 0.002}],
-             "augment": {"max_shift": 1}}
 
 
 def cnn_params(directory, checksums, **sections):
@@ -104,49 +97,6 @@ def test_a_custom_dataset_of_another_image_size_trains_either_kind(tmp_path):
         loaded, info = load_model(paths.model)
         assert info["architecture"]["input_shape"] == [20, 24]
         assert evaluate_tensors(loaded, session.data.test)[1] > 0.5
-
-
-@pytest.mark.integration
-def test_kernels_too_large_for_a_custom_image_are_one_line_and_write_no_model(tmp_path):
-    mirror = tmp_path / "mirror"
-    checksums = write_dataset(mirror, shape=(10, 10))
-    work = tmp_path / "work"
-    work.mkdir()
-    write_params(work / "params.yaml", tiny_params(mirror, checksums, model={**CNN_MODEL, "kernels": [5, 5]}))
-    stage(work, "download", check=True)
-    failed = stage(work, "split")  # the image size is known from the headers: refused before the split
-    assert failed.returncode != 0 and "Traceback" not in failed.stderr
-    assert "model.kernels: kernel 5 of convolution 2 is larger than the 3x3 image it gets (the input is 10x10)" \
-        in failed.stderr.strip().splitlines()[-1]
-    assert not (work / "outputs").exists()
-
-
-@pytest.mark.integration
-def test_killed_cnn_training_resumes_with_identical_outputs(tmp_path, dataset):
-    params = tiny_params(*dataset, model=CNN_MODEL,
-                         train={**CNN_TRAIN, "stages": [{"epochs": 3, "lr": 0.01}, {"epochs": 2, "lr": 0.002}]})
-    unbroken, killed = tmp_path / "unbroken", tmp_path / "killed"
-    for work in (unbroken, killed):
-        work.mkdir()
-        write_params(work / "params.yaml", params)
-        for name in ("download", "split"):
-            stage(work, name, check=True)
-    stage(unbroken, "train", check=True)
-
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=killed, env=clean_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # SIGKILL as soon as the 2nd epoch is reported: no chance to clean up
-        if "stage 1/2 epoch 2/3" in line:
-            proc.send_signal(signal.SIGKILL)
-            break
-    assert proc.wait(timeout=60) == -signal.SIGKILL
-    assert not (killed / "outputs/model.pt").exists()
-    resumed = stage(killed, "train", check=True)
-    assert "resuming stage 1 at epoch 3 of 3" in resumed.stderr
-    for work in (unbroken, killed):
-        stage(work, "evaluate", check=True)
-    for name in ("model.pt", "history.csv", "metrics.json"):
-        assert (unbroken / "outputs" / name).read_bytes() == (killed / "outputs" / name).read_bytes(), name
 
 
 def test_a_cnn_champion_is_judged_against_an_mlp_challenger(tmp_path, dataset):

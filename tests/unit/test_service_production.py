@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import shutil
-import subprocess
-import urllib.parse
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from harness.real_parts import Service, free_port, stop_group, wait_for
 from lifecycle import registry
 from lifecycle.intake_sources import Limits, read_sources
 from mnistflow import atomic
-from mnistflow.params import validate
 from lifecycle.registry_paths import RegistryPaths
-from mnistflow.paths import RunPaths
 from serving.inbox import Inbox, InboxLimits
 from serving.model_file import ModelFiles
 from serving.service import create_app
-from tests.conftest import run_stages
-from tests.helpers import tiny_params
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> RunPaths:
-    from tests.helpers import write_dataset
-
-    root = tmp_path_factory.mktemp("production")
-    checksums = write_dataset(root / "mirror")
-    return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -163,38 +144,3 @@ def test_corrections_from_one_client_are_rate_limited(trained, tmp_path):
     with client_for(create_app(trained.model, inbox=inbox)) as client:
         assert [client.post("/feedback", json=body).status_code for _ in range(3)] == [201, 201, 429]
         assert "corrections a minute" in client.post("/feedback", json=body).json()["detail"]
-
-
-@pytest.mark.integration  # a real uvicorn and a real Prometheus
-def test_a_real_prometheus_scrapes_the_counts_the_requests_made(trained, tmp_path):
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus is needed (.ci/run installs it: apt-get install prometheus)"
-    with Service(trained.model, tmp_path) as service:
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(json.dumps({  # JSON is YAML
-            "global": {"scrape_interval": "1s"},
-            "scrape_configs": [{"job_name": "mnistflow", "metrics_path": "/metrics",
-                                "static_configs": [{"targets": [service.url.removeprefix("http://")]}]}]}))
-        log = open(tmp_path / "prometheus.log", "w")
-        prometheus = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                       f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-        try:
-            for _ in range(5):
-                assert httpx.post(f"{service.url}/predict", content=png(digit()),
-                                  headers={"content-type": "image/png"}).status_code == 200
-
-            def query(promql: str) -> float | None:
-                url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(promql)}"
-                result = httpx.get(url, timeout=5).json()["data"]["result"]
-                return float(result[0]["value"][1]) if result else None
-
-            count = 'sum(mnistflow_http_requests_total{job="mnistflow",route="/predict",status="200"})'
-            assert wait_for(lambda: query(count) == 5, "Prometheus to scrape 5 predictions", 60, every=0.5,
-                            tolerate=(httpx.HTTPError, KeyError, ValueError))
-            assert query('sum(mnistflow_images_predicted_total{job="mnistflow"})') == 5
-            assert query('mnistflow_ready{job="mnistflow"}') == 1
-        finally:
-            stop_group(prometheus, grace=10)
-            log.close()

@@ -7,13 +7,10 @@ with MNISTFLOW_NO_PRIVATE_API=<name> (mnistflow/private_api.py) until it is mend
 import atexit
 import importlib
 import inspect
-import subprocess
-import sys
 
 import pytest
 
 from mnistflow import private_api
-from tests.helpers import REPO, clean_env
 
 
 def test_fast_exit_names_exist():
@@ -58,14 +55,3 @@ def test_the_dvc_lock_switched_off_holds_nothing(monkeypatch):
 
     with dvc_path_lock(repo=None, writes=["x"]) as held:  # never touches the repo
         assert held is False
-
-
-@pytest.mark.parametrize("switch", ["", "fast-exit"])
-def test_a_command_exits_with_its_code_with_the_fast_exit_on_or_off(switch):
-    code = ("from mnistflow.entry import run_main\n"
-            "from mnistflow.errors import MnistflowError\n"
-            "def work():\n    raise MnistflowError('bad value')\n"
-            "run_main(work)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          env=clean_env(**{private_api.SWITCH_ENV: switch}), timeout=60)
-    assert done.returncode == 2 and done.stderr.strip() == "mnistflow: error: bad value"

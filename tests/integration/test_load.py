@@ -18,7 +18,6 @@ from PIL import Image
 
 from harness.real_parts import Service
 from serving.slow_clients import BODY_SECONDS, HEADER_SECONDS
-from tests.test_service_production import trained  # noqa: F401  (the module's tiny trained model)
 
 # The load test saturates both cores for seconds: the page's timed waits never run beside it.
 pytestmark = [pytest.mark.xdist_group("saturates-cpu")]

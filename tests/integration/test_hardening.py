@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import zlib
@@ -16,83 +14,9 @@ import pytest
 
 from mnistflow import atomic
 from mnistflow.datasets import FILE_NAMES
-from mnistflow.download import download
 from mnistflow.errors import MnistflowError
-from mnistflow.fetch import Limits
-from mnistflow.idx import encode_idx
-from mnistflow.params import validate
-from tests.helpers import custom_dir, REPO, MirrorServer, clean_env, run, stage, tiny_params, write_params
-
-FLOW = [sys.executable, "-m", "flows.training"]
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    """The error: one line, the last, after any progress the command logged."""
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("mnistflow: error: ")]
-    assert errors == lines[-1:], result.stderr
-    return errors[0]
-
-
-# 1, 3, 4: downloads that break, hang or trickle; wrong bytes are not retried.
-
-def test_a_mirror_that_closes_mid_body_falls_through_to_the_next(workdir, dataset):
-    directory, checksums = dataset
-    with MirrorServer(directory) as server:
-        mirrors = [f"{server.url}/cut/", f"{server.url}/good/"]
-        params = validate(tiny_params(directory, checksums, data={"mirrors": mirrors}))
-        files = download(params.data, workdir / "data", backoff=0)
-        assert files.md5 == checksums
-        name = FILE_NAMES["train-images"]
-        assert server.requests.count(f"/cut/{name}") == 3  # a transient fault: retried, then the next mirror
-        assert server.requests.count(f"/good/{name}") == 1
-
-
-def test_silent_and_trickling_mirrors_are_given_up_on_in_bounded_time(workdir, dataset, caplog):
-    directory, checksums = dataset
-    limits = Limits(connect=1.0, grace=1.0, min_rate=100_000)
-    with MirrorServer(directory) as server:
-        params = validate(tiny_params(directory, checksums, data={
-            "mirrors": [f"{server.url}/hang/", f"{server.url}/trickle/", f"{server.url}/good/"]}))
-        files = download(params.data, workdir / "data", backoff=0, limits=limits)
-        assert files.md5 == checksums
-        name = FILE_NAMES["train-images"]
-        # neither is asked twice for a file: it would only wait as long again
-        assert server.requests.count(f"/hang/{name}") == 1 and server.requests.count(f"/trickle/{name}") == 1
-        # The trickle sends a byte every 0.3 s, so the bytes it got in are the clock: each file was
-        # given up on at its own budget (grace plus size at min_rate), not later. No wall-time bound,
-        # which a busy CI machine breaks; a slow machine only gets fewer bytes in.
-        given_up = [int(n) for n in re.findall(r"too slow: (\d+) bytes", caplog.text)]
-        sizes = [(directory / FILE_NAMES[kind]).stat().st_size for kind in FILE_NAMES]
-        assert len(given_up) == len(sizes) and caplog.text.count("no answer within 1s") == len(sizes)
-        for received, size in zip(given_up, sizes):
-            budget = limits.grace + size / limits.min_rate
-            assert received <= budget / 0.3 + 10, (received, budget)
-
-        # Only such mirrors: the error names each and why, and is not worth a task retry.
-        params = validate(tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/hang/",
-                                                                             f"{server.url}/trickle/"]}))
-        with pytest.raises(MnistflowError) as info:
-            download(params.data, workdir / "other", backoff=0, limits=limits)
-        message = str(info.value)
-        assert f"{server.url}/hang/ (no answer within 1s)" in message
-        assert f"{server.url}/trickle/ (too slow" in message
-        assert info.value.retryable is False
-
-
-def test_wrong_bytes_are_not_retried_but_a_refused_connection_is(workdir, dataset, tmp_path):
-    directory, checksums = dataset
-    with MirrorServer(directory) as server:
-        corrupt = validate(tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/corrupt/"]}))
-        with pytest.raises(MnistflowError) as info:
-            download(corrupt.data, workdir / "data", backoff=0)
-    assert info.value.retryable is False and "MNISTFLOW_MIRROR" not in str(info.value)
-    refused = validate(tiny_params(directory, checksums, data={"mirrors": ["http://127.0.0.1:9/"]}))
-    with pytest.raises(MnistflowError) as info:
-        download(refused.data, workdir / "data", retries=0)
-    assert info.value.retryable is True and "MNISTFLOW_MIRROR" in str(info.value)
+from tests.helpers import custom_dir, MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import FLOW, one_line_error
 
 
 @pytest.mark.slow
@@ -124,7 +48,6 @@ def _bomb(directory: Path, checksums: dict[str, str]) -> None:
     (directory / FILE_NAMES["train-images"]).write_bytes(b"".join(parts) + deflate.flush())
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("over", ["directory", "http"])
 def test_a_gzip_bomb_stops_at_the_bound_in_little_memory(workdir, dataset, tmp_path, over):
     directory, checksums = dataset
@@ -150,40 +73,8 @@ def test_a_gzip_bomb_stops_at_the_bound_in_little_memory(workdir, dataset, tmp_p
     assert not list((workdir / "data").rglob("*-ubyte")) and not list((workdir / "data").rglob(".*tmp"))
 
 
-# 5: Fashion-MNIST re-compressed verifies by content; KMNIST says exactly what to set.
-
-def test_a_recompressed_genuine_fashion_mnist_verifies(workdir):
-    mirror = REPO.parent / "shared/datasets/fashion-mnist"
-    if not mirror.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide the genuine Fashion-MNIST in {mirror}")
-        pytest.skip(f"no Fashion-MNIST copy at {mirror}")
-    params = validate({"data": {"dataset": "fashion-mnist", "mirrors": [str(mirror)]}})
-    files = download(params.data, workdir / "data", env={})
-    assert files.md5["train-labels"] == "9018921c3c673c538a1fc5bad174d6f9"
-
-
-def test_a_recompressed_kmnist_names_the_checksums_to_set(workdir, tmp_path):
-    from tests.helpers import make_arrays
-
-    directory = tmp_path / "kmnist-shaped"  # KMNIST's sizes, other bytes: as a re-compressed copy looks
-    directory.mkdir()
-    checksums = {}
-    for key, array in make_arrays(n_train=60_000, n_test=10_000).items():
-        raw = encode_idx(array)
-        (directory / FILE_NAMES[key]).write_bytes(gzip.compress(raw, compresslevel=1, mtime=0))
-        checksums[key] = hashlib.md5(raw).hexdigest()
-    params = validate({"data": {"dataset": "kmnist", "mirrors": [str(directory)]}})
-    with pytest.raises(MnistflowError) as info:
-        download(params.data, workdir / "data", env={})
-    message = str(info.value)
-    assert "set data.checksums in params.yaml" in message and checksums["train-images"] in message
-    assert "MNISTFLOW_MIRROR" not in message
-
-
 # 6, 7: what does not fit, or is not there, is refused before anything is written.
 
-@pytest.mark.integration
 @pytest.mark.parametrize("section, named", [
     ({"model": {"hidden": [65536, 65536, 65536]}}, "model.hidden: "),
     ({"device": "cuda:7"}, "device: cuda:7 requested"),
@@ -224,7 +115,6 @@ def test_a_full_disk_is_one_line_naming_the_file(workdir, dataset, small_disk):
 
 # 9: long messages are whole.
 
-@pytest.mark.integration
 def test_a_long_error_message_keeps_its_end(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     stage(workdir, "download", check=True)
@@ -239,7 +129,6 @@ def test_a_long_error_message_keeps_its_end(workdir, dataset):
 
 # 10: a data file changed after download is noticed.
 
-@pytest.mark.integration
 def test_a_data_file_changed_after_download_is_refused(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     for name in ("download", "split", "train"):

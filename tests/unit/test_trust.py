@@ -183,19 +183,6 @@ def test_a_challenger_that_disagrees_with_its_new_labels_no_better_than_the_cham
     assert held_for_review(promoted, {}, 0.3, lambda: 0.0).promote  # no new data: the test set decides
 
 
-def test_the_mnist_test_sets_known_label_errors_are_in_the_evaluation_and_the_card(mnist_run):
-    scores = json.loads(mnist_run.evaluation.read_text())
-    known = scores["label_scores"]["known_label_errors"]
-    assert known["validated_errors"] == 15 and 0 <= known["recall_at_50"] <= known["recall_at_100"] <= 15
-    assert known["accuracy_given_labels"] == scores["test"]["accuracy"]
-    assert known["corrected_test_size"] == 10_000 - 5  # the 5 validated errors the raters agreed on no label for
-    calibrated = scores["label_scores"]["plausibility"]
-    assert calibrated["validation_errors"] >= 20 and 0 < calibrated["threshold"] < 0.5
-    card = mnist_run.card.read_text()
-    assert f"{known['recall_at_50']} of the 15 validated label errors among the 50 least plausible" in card
-    assert "Pervasive Label Errors in Test Sets" in card
-
-
 def test_the_inbox_has_a_global_cap_and_a_write_it_cannot_make_is_a_507(tmp_path, png_digit):
     from serving.inbox import InboxLimits
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -201,28 +200,6 @@ def test_a_killed_intake_leaves_no_partial_increment(params, files, data_root, t
     assert list((data_root / ".intake").glob("custom-*"))  # the scratch copy, outside the dataset
     report = add(params, data_root, [source])
     assert report.accepted == 30 and not list((data_root / ".intake").glob("custom-*"))
-
-
-def _intake_in_process(args) -> int:
-    params_dict, data_root, source = args
-    params = validate(params_dict)
-    return add(params, Path(data_root), [Path(source)]).accepted
-
-
-def test_two_intakes_at_once_give_two_whole_increments(dataset, files, data_root, tmp_path):
-    directory, checksums = dataset
-    images, labels = new_items(400, seed=31)
-    shared = images[:50]
-    a = write_idx_pair(tmp_path / "a", images[:200], labels[:200])
-    b = write_idx_pair(tmp_path / "b", np.concatenate([shared, images[200:]]),
-                       np.concatenate([labels[:50], labels[200:]]))
-    raw = tiny_params(directory, checksums)
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        counts = pool.map(_intake_in_process, [(raw, str(data_root), str(a)), (raw, str(data_root), str(b))])
-    increments = list_increments(files.directory)
-    assert len(increments) == 2 and sorted(counts) == sorted(len(i.item_sha256) for i in increments)
-    assert sum(counts) == 400  # the 50 shared images went in once
-    assert len(set(increments[0].item_sha256) | set(increments[1].item_sha256)) == 400
 
 
 def test_retrain_waits_for_enough_new_items_and_reports_staleness(params, files, data_root, tmp_path):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -13,15 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lifecycle import registry
-from lifecycle.workspace import dvc_root_writing
 from mnistflow.checkpoints import load_checkpoint, save_checkpoint
-from mnistflow.errors import MnistflowError
-from lifecycle.registry_paths import RegistryPaths
-from mnistflow.run_lock import run_folder_lock
-from models.checkpoint import MODEL_FORMAT, CheckpointError, decode
 from tests.helpers import clean_env, custom_dir, run, stage, tiny_params, write_params
-from tests.test_hardening import FLOW, one_line_error
+from tests.helpers import FLOW, one_line_error
 
 
 @pytest.fixture
@@ -32,7 +25,6 @@ def champion(workdir) -> Path:
     return model
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("run_dir, says", [
     ("registry/champion", "is inside {workdir}/registry, the registry, whose only writer is promotion"),
     ("registry", "is inside {workdir}/registry, the registry"),
@@ -57,15 +49,6 @@ def test_a_folder_that_is_no_run_folder_is_refused_before_anything_is_written(wo
     assert champion.read_bytes() == b"the champion's bytes"
 
 
-def test_the_workspace_guard_reads_dvc_yaml_as_dvc_does(tmp_path):
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / "dvc.yaml").write_text("stages:\n  download:\n    cmd: x\n    outs:\n      - data/${data.dataset}:\n"
-                                       "          persist: true\n")
-    (tmp_path / "params.yaml").write_text("data: {dataset: fashion-mnist}\n")
-    assert dvc_root_writing(tmp_path / "data/fashion-mnist") == tmp_path.resolve()
-    assert dvc_root_writing(tmp_path / "data/mnist") is None
-
-
 @pytest.fixture
 def read_only_data(tmp_path):
     """A real read-only mount (a bind mount remounted ro), as a shared dataset volume is."""
@@ -80,7 +63,6 @@ def read_only_data(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-@pytest.mark.integration
 def test_a_read_only_data_root_is_used_in_place_when_it_holds_the_data(workdir, dataset, read_only_data):
     source, mount = read_only_data
     write_params(workdir / "params.yaml", tiny_params(*dataset))
@@ -92,7 +74,6 @@ def test_a_read_only_data_root_is_used_in_place_when_it_holds_the_data(workdir, 
     assert (workdir / "outputs/model.pt").exists()
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("junk", [b"just some text\n", b"PK\x03\x04 and then nothing", b""])
 def test_any_bytes_that_are_not_a_checkpoint_are_one_line(workdir, dataset, junk):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
@@ -109,22 +90,6 @@ def test_any_bytes_that_are_not_a_checkpoint_are_one_line(workdir, dataset, junk
     assert "outputs/model.pt: corrupt or not a checkpoint" in line
 
 
-def test_decode_refuses_every_kind_of_junk(tmp_path):
-    import zipfile
-
-    cases = {"text": b"hello\n", "magic only": b"PK\x03\x04", "empty": b""}
-    for name, data in cases.items():
-        (tmp_path / name).write_bytes(data)
-    with zipfile.ZipFile(tmp_path / "a zip", "w") as archive:
-        archive.writestr("data.pkl", b"not a pickle")
-    for path in tmp_path.iterdir():
-        with pytest.raises(CheckpointError, match="corrupt or not a checkpoint"):
-            decode(path, MODEL_FORMAT)
-    with pytest.raises(CheckpointError, match="not a regular file"):
-        decode(tmp_path, MODEL_FORMAT)
-
-
-@pytest.mark.integration
 def test_weights_that_do_not_fit_the_network_are_one_line(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset))
     for name in ("download", "split", "train"):
@@ -137,24 +102,6 @@ def test_weights_that_do_not_fit_the_network_are_one_line(workdir, dataset):
     assert "last.pt: its weights do not fit the network these params build" in line
 
 
-def test_a_deleted_champion_is_called_missing(tmp_path):
-    paths = RegistryPaths(tmp_path / "registry")
-    paths.champion.mkdir(parents=True)
-    paths.champion_record.write_text('{"model_sha256": "' + "a" * 64 + '"}')
-    with pytest.raises(MnistflowError, match=r"champion/model.pt: missing, though .*record.json records a champion"):
-        registry.read_champion(paths)
-
-
-def test_a_second_writer_of_a_run_folder_is_refused_at_once(tmp_path):
-    with run_folder_lock(tmp_path / "run"):
-        with pytest.raises(MnistflowError, match=rf"another run \(pid {os.getpid()}\) is writing this run folder"):
-            with run_folder_lock(tmp_path / "run"):
-                pass
-    with run_folder_lock(tmp_path / "run"):  # let go when the first run ended
-        pass
-
-
-@pytest.mark.integration
 def test_sigterm_stops_a_run_as_ctrl_c_does(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset, train={"stages": [{"epochs": 500, "lr": 0.1}]}))
     for name in ("download", "split"):
@@ -172,19 +119,3 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(workdir, dataset):
                                                "last checkpoint")
     assert load_checkpoint(last)["completed_epochs"] >= 1
     assert custom_dir(workdir / "data").exists()
-
-
-def test_the_session_finds_a_process_that_outlived_its_test():
-    import uuid
-
-    from harness.real_parts import SESSION_ENV, session_leftovers
-
-    marker = uuid.uuid4().hex
-    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, SESSION_ENV: marker}, start_new_session=True)
-    try:
-        found = session_leftovers(marker, set())
-        assert [line.split(":")[0] for line in found] == [str(orphan.pid)] and "sleep 60" in found[0]
-    finally:
-        orphan.kill()
-        orphan.wait()
-    assert session_leftovers(marker, set()) == []

@@ -18,7 +18,7 @@ from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
 from tests.conftest import run_stages
 from tests.helpers import custom_dir, REPO, tiny_params
-from tests.test_cnn import CNN_MODEL, CNN_TRAIN
+from tests.helpers import CNN_MODEL, CNN_TRAIN
 
 
 NETWORKS = {"mlp": {}, "cnn": {"model": {**CNN_MODEL, "padding": "same", "batch_norm": True}, "train": CNN_TRAIN},

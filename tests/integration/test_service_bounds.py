@@ -26,18 +26,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 
 from harness.real_parts import Service, wait_for
 from mnistflow import atomic
-from mnistflow.params import validate
-from mnistflow.paths import RunPaths
 from serving.decoding import MAX_REQUEST_PIXELS
-from tests.conftest import run_stages
-from tests.helpers import tiny_params, write_dataset
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> RunPaths:
-    root = tmp_path_factory.mktemp("bounds")
-    checksums = write_dataset(root / "mirror")
-    return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from PIL import Image
 
 from harness.real_parts import PrefectServer, Service, wait_for
 from tests.helpers import custom_dir, copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
-from tests.test_deployments import Project
+from tests.integration.project import Project
 
 pytestmark = pytest.mark.slow
 

@@ -8,14 +8,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from harness.real_parts import PrefectServer, clean_env, free_port, run
 from mnistflow.checkpoints import load_checkpoint
 from tests.helpers import tiny_params, write_params
-from tests.test_hardening import FLOW, one_line_error
+from tests.helpers import FLOW, one_line_error
 
-pytestmark = pytest.mark.integration
 
 
 def test_a_dead_prefect_api_url_is_one_line_before_anything_is_written(workdir, dataset):

@@ -8,7 +8,6 @@ file and the field.
 from __future__ import annotations
 
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from lifecycle.sweep_spec import MAX_TRIALS, expand, load_spec
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params, validate
 from mnistflow.yaml_file import MAX_YAML_BYTES, read_yaml
-from tests.helpers import run
 
 LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
                    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
@@ -148,16 +146,6 @@ def test_a_billion_laughs_sweep_file_is_refused(tmp_path):
     path.write_text(f"{LAUGHS}\nname: s\ngrid: {{model.hidden: *i}}\n")
     message = str(pytest.raises(MnistflowError, load_spec, path).value)
     assert "expands to over 100,000 values" in message
-
-
-@pytest.mark.integration
-def test_the_command_line_says_it_in_one_line(tmp_path):
-    path = tmp_path / "params.yaml"
-    path.write_text(f"{LAUGHS}\ndevice: *i\n")
-    result = run([sys.executable, "-m", "mnistflow.params", str(path)], tmp_path, timeout=60)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        f"mnistflow: error: {path}: expands to over 100,000 values (aliases of aliases?); a params file is a few dozen"]
 
 
 def test_a_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path):

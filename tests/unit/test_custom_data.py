@@ -18,8 +18,7 @@ from mnistflow.download import download
 from mnistflow.errors import MnistflowError
 from mnistflow.params import validate
 from mnistflow.preflight import check_network_fits, memory_estimate
-from tests.helpers import make_arrays, stage, tiny_params, write_dataset, write_params
-from tests.test_hardening import one_line_error
+from tests.helpers import make_arrays, tiny_params, write_dataset
 
 
 def _changed(**changes) -> dict[str, np.ndarray]:
@@ -60,29 +59,6 @@ def test_files_that_disagree_are_refused_before_the_manifest(case, tmp_path, wor
     assert message in str(info.value) and "\n" not in str(info.value)
     # no manifest: the split (and every later step) has nothing to start from
     assert not (dataset_dir(params.data, workdir / "data") / MANIFEST).exists()
-
-
-@pytest.mark.integration
-def test_the_download_stage_says_it_in_one_line_and_no_split_is_made(tmp_path, workdir):
-    mirror = tmp_path / "mirror"
-    checksums = write_dataset(mirror, _changed(**CASES["fewer train labels than images"][0]))
-    write_params(workdir / "params.yaml", tiny_params(mirror, checksums))
-    error = one_line_error(stage(workdir, "download"))
-    assert "190 labels for the 200 images" in error
-    assert one_line_error(stage(workdir, "split")).endswith("(run the download step first)")
-    assert not (workdir / "outputs" / "split.json").exists()
-
-
-@pytest.mark.integration
-def test_a_cnn_whose_kernels_cannot_fit_custom_images_is_refused_before_the_split(tmp_path, workdir):
-    mirror = tmp_path / "mirror"
-    checksums = write_dataset(mirror, n_train=200, n_test=50, shape=(8, 8))
-    write_params(workdir / "params.yaml", tiny_params(mirror, checksums, model={
-        "kind": "cnn", "channels": [4, 4], "kernels": [5, 3], "hidden": [8]}))
-    assert stage(workdir, "download").returncode == 0
-    error = one_line_error(stage(workdir, "split"))
-    assert "model.kernels: kernel 3 of convolution 2 is larger than the 2x2 image it gets" in error
-    assert not (workdir / "outputs" / "split.json").exists()
 
 
 def test_the_memory_estimate_counts_the_custom_images_from_their_headers(tmp_path, workdir):

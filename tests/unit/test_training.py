@@ -6,27 +6,14 @@ import pytest
 import torch
 
 from mnistflow.checkpoints import load_checkpoint, load_model
-from mnistflow.download import download
 from mnistflow.errors import MnistflowError, NonFiniteLossError
 from mnistflow.evaluate import evaluate
 from mnistflow.params import validate
 from mnistflow.plots import make_plots
-from mnistflow.device import select_device
-from mnistflow.session import open_session
 from tests.helpers import cpu_runtime
-from mnistflow.split import make_split
-from mnistflow.train import learning_rate, train_all, train_stage
+from mnistflow.train import learning_rate, train_stage
 from tests.helpers import tiny_params
-
-
-def prepare(params, workdir, out):
-    files = download(params.data, workdir / "data")
-    make_split(files, params.data, out.split)
-    return files, open_session(params, files, out, select_device("cpu")).data
-
-
-def train_every_stage(params, files, out):
-    train_all(params, open_session(params, files, out, select_device("cpu")), files, out)
+from tests.helpers import prepare, train_every_stage
 
 
 def test_stages_train_checkpoint_evaluate_and_plot(workdir, params, paths):

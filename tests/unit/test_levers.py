@@ -16,7 +16,7 @@ from mnistflow.params import validate
 from mnistflow.train import architecture
 from mnistflow.weight_average import WeightAverage
 from tests.helpers import tiny_params
-from tests.test_training import prepare, train_every_stage
+from tests.helpers import prepare, train_every_stage
 
 LEVERS = {"ema": 0.9, "label_smoothing": 0.1}
 

@@ -1,0 +1,63 @@
+"""The service in production: readiness, Prometheus metrics (scraped by a real
+Prometheus), and corrections into the feedback inbox."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import urllib.parse
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from harness.real_parts import Service, free_port, stop_group, wait_for
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def digit() -> np.ndarray:
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    return image
+
+
+# A real uvicorn and a real Prometheus.
+def test_a_real_prometheus_scrapes_the_counts_the_requests_made(trained, tmp_path):
+    binary = shutil.which("prometheus")
+    assert binary, "Debian's prometheus is needed (.ci/run installs it: apt-get install prometheus)"
+    with Service(trained.model, tmp_path) as service:
+        port = free_port()
+        config = tmp_path / "prometheus.yml"
+        config.write_text(json.dumps({  # JSON is YAML
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [{"job_name": "mnistflow", "metrics_path": "/metrics",
+                                "static_configs": [{"targets": [service.url.removeprefix("http://")]}]}]}))
+        log = open(tmp_path / "prometheus.log", "w")
+        prometheus = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                       f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        try:
+            for _ in range(5):
+                assert httpx.post(f"{service.url}/predict", content=png(digit()),
+                                  headers={"content-type": "image/png"}).status_code == 200
+
+            def query(promql: str) -> float | None:
+                url = f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(promql)}"
+                result = httpx.get(url, timeout=5).json()["data"]["result"]
+                return float(result[0]["value"][1]) if result else None
+
+            count = 'sum(mnistflow_http_requests_total{job="mnistflow",route="/predict",status="200"})'
+            assert wait_for(lambda: query(count) == 5, "Prometheus to scrape 5 predictions", 60, every=0.5,
+                            tolerate=(httpx.HTTPError, KeyError, ValueError))
+            assert query('sum(mnistflow_images_predicted_total{job="mnistflow"})') == 5
+            assert query('mnistflow_ready{job="mnistflow"}') == 1
+        finally:
+            stop_group(prometheus, grace=10)
+            log.close()

@@ -1,0 +1,31 @@
+"""Preparing pictures as MNIST's digits were, and the predict CLI, against the model in PyTorch.
+
+The model is the default recipe trained on the real MNIST (the ``mnist_run`` fixture);
+the pictures are made from its test images.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnistflow.idx import read_idx
+from pictures.imaging import ImageError, decode_image
+
+N_IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist_run) -> np.ndarray:
+    return read_idx(next((mnist_run.dir.parent / "data/mnist").glob("t10k-images*")), 3)[:N_IMAGES]
+
+
+def test_a_decompression_bomb_is_refused_before_decoding():
+    import io
+
+    bomb = io.BytesIO()
+    Image.new("L", (5000, 5000)).save(bomb, "PNG")  # 25 megapixels in about 25 KB
+    with pytest.raises(ImageError, match=r"bomb.png: 5000x5000 pixels is more than"):
+        decode_image(bomb.getvalue(), "bomb.png")
