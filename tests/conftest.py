@@ -17,7 +17,6 @@ from mnistflow.params import validate
 from mnistflow.paths import RunPaths
 from tests.helpers import tiny_params, write_dataset
 
-
 # A test's kind is its folder, as in Prefect's own repository:
 # - tests/unit: in this process, nothing started (no server, no worker, no child
 #   process, no dvc), no real data: `make unit`, the inner loop;
@@ -181,3 +180,20 @@ def postgres():
     cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture
+def files(params, data_root):
+    """The generated dataset, downloaded and verified into ``data_root``."""
+    from mnistflow.download import download
+
+    return download(params.data, data_root)
+
+
+@pytest.fixture
+def champion(workdir) -> Path:
+    """A champion's model file that is no model: what the run-folder guards must never touch."""
+    model = workdir / "registry/champion/model.pt"
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"the champion's bytes")
+    return model

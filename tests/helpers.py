@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import io
 import subprocess
 import sys
 import threading
@@ -13,10 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
 
-from mnistflow.datasets import FILE_NAMES
-from mnistflow.idx import encode_idx
-from mnistflow.stages import STAGES
 from harness.real_parts import (  # noqa: F401  (the tests import them from here)
     REPO,
     PrefectServer,
@@ -28,7 +27,9 @@ from harness.real_parts import (  # noqa: F401  (the tests import them from here
     git,
     run,
 )
-
+from mnistflow.datasets import FILE_NAMES, class_labels
+from mnistflow.idx import encode_idx
+from mnistflow.stages import STAGES
 
 # Every DVC stage, in the order dvc.yaml runs them.
 PIPELINE_STAGES = tuple(STAGES)
@@ -201,3 +202,84 @@ def train_every_stage(params, files, out):
     from mnistflow.train import train_all
 
     train_all(params, open_session(params, files, out, select_device("cpu")), files, out)
+
+
+def _changed(**changes) -> dict[str, np.ndarray]:
+    arrays = make_arrays(n_train=200, n_test=50)
+    for key, change in changes.items():
+        arrays[key] = change(arrays[key])
+    return arrays
+
+
+CASES = {
+    "fewer train images than labels": ({"train-images": lambda a: a[:190]},
+                                       "train-labels-idx1-ubyte: 200 labels for the 190 images"),
+    "fewer train labels than images": ({"train-labels": lambda a: a[:190]},
+                                       "train-labels-idx1-ubyte: 190 labels for the 200 images"),
+    "fewer test labels than images": ({"test-labels": lambda a: a[:40]},
+                                      "t10k-labels-idx1-ubyte: 40 labels for the 50 images"),
+    "test images of another size": ({"test-images": lambda a: a[:, :14, :14]},
+                                    "t10k-images-idx3-ubyte: its images are 14x14, the training images"),
+    "a train label of 12": ({"train-labels": lambda a: np.where(np.arange(len(a)) == 7, 12, a)},
+                            "train-labels-idx1-ubyte: label 12 at item 7"),
+    "a label of 255 in test only": ({"test-labels": lambda a: np.where(np.arange(len(a)) == 3, 255, a)},
+                                    "t10k-labels-idx1-ubyte: label 255 at item 3"),
+    "no test images": ({"test-images": lambda a: a[:0], "test-labels": lambda a: a[:0]},
+                       "t10k-images-idx3-ubyte: holds 0 images"),
+    "images with no rows": ({"train-images": lambda a: np.zeros((200, 0, 28), np.uint8),
+                             "test-images": lambda a: np.zeros((50, 0, 28), np.uint8)},
+                            "train-images-idx3-ubyte: its images are 0x28"),
+}
+
+
+# Intake's items, as the continuous-training tests add them.
+CLASSES = class_labels("custom")
+SHAPE = (28, 28)
+
+
+def write_idx_pair(folder: Path, images: np.ndarray, labels: np.ndarray, stem: str = "new") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}-images-idx3-ubyte").write_bytes(encode_idx(images))
+    (folder / f"{stem}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    return folder / f"{stem}-images-idx3-ubyte"
+
+
+def new_items(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    arrays = make_arrays(n_train=n, n_test=1, seed=seed)
+    return arrays["train-images"], arrays["train-labels"]
+
+
+def add_items(params, data_root: Path, sources: list[Path], time: str = "2026-12-01T00:00:00.000+00:00"):
+    """Intake of ``sources`` into the dataset under ``data_root``, in this process, without the trust rules."""
+    from lifecycle.intake import intake
+    from lifecycle.intake_sources import Limits, read_sources
+    from mnistflow.dataset_files import locate
+
+    candidates = read_sources(sources, CLASSES, SHAPE, Limits())
+    return intake(params.data.dataset, lambda: locate(params.data, data_root), data_root, candidates,
+                  [str(s) for s in sources], time)
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def digit() -> np.ndarray:
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 12:16] = 255
+    return image
+
+
+LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                   + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+                      f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+                      f"*{chr(97 + i)}]" for i in range(8)])
+
+
+def write_sweep(path: Path, **fields) -> Path:
+    spec = {"name": "tiny", "base": "params.yaml", "grid": {"train.stages.0.lr": [0.5, 0.1]},
+            "seeds": 1, "select": "val_accuracy", "workers": 2, **fields}
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnistflow.checkpoints import load_model
+from mnistflow.device import select_device
 from mnistflow.download import download
-from mnistflow.paths import RunPaths
 from mnistflow.params import validate
+from mnistflow.paths import RunPaths
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.session import open_session
-from mnistflow.device import select_device
 from mnistflow.split import make_split
 from mnistflow.stages import STAGES
 from mnistflow.tensors import LabelledTensors
-from mnistflow.checkpoints import load_model
 from mnistflow.train import train_all
 from tests.helpers import REPO
 

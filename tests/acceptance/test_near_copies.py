@@ -19,9 +19,9 @@ from PIL import Image
 
 from lifecycle.intake import intake
 from lifecycle.intake_sources import Limits, read_sources
+from mnistflow.dataset_files import locate
 from mnistflow.datasets import FILE_NAMES, class_labels
 from mnistflow.download import download
-from mnistflow.dataset_files import locate
 from mnistflow.idx import read_idx
 from mnistflow.params import validate
 from tests.helpers import REPO

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from mnistflow.idx import encode_idx
-from pictures.imaging import to_model_input
 from mnistflow.inference import Predictor
+from pictures.imaging import to_model_input
 from tests.helpers import clean_env, run
 
 

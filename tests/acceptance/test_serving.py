@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.real_parts import Service
 from lifecycle import registry
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
-from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
 from serving.bodies import MAX_BATCH
 from serving.service import create_app
-from harness.real_parts import Service
 from tests.conftest import run_stages
 from tests.helpers import clean_env, run, tiny_params
 

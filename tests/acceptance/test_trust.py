@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 
 
-
-
 def test_the_mnist_test_sets_known_label_errors_are_in_the_evaluation_and_the_card(mnist_run):
     scores = json.loads(mnist_run.evaluation.read_text())
     known = scores["label_scores"]["known_label_errors"]

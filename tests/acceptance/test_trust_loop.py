@@ -25,12 +25,12 @@ import yaml
 from bench.warm_start import late_data
 from harness.real_parts import Service, wait_for
 from lifecycle import quarantine
-from pictures.imaging import png_bytes
-from mnistflow.datasets import class_labels
 from mnistflow.dataset_files import locate
+from mnistflow.datasets import class_labels
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import load_params
+from pictures.imaging import png_bytes
 from serving.inbox import Inbox, InboxLimits
 from tests.helpers import REPO, run, write_params
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from mnistflow.params import validate
 from tests.helpers import run, tiny_params
 
-
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from lifecycle import install, registry, versions
-from mnistflow.errors import MnistflowError
 from lifecycle.registry_paths import RegistryPaths
+from mnistflow.errors import MnistflowError
 from mnistflow.paths import RunPaths
 
 STEPS = (("os", "replace"), ("os", "rename"), ("os", "symlink"), ("os", "fsync"), ("os", "unlink"),

@@ -4,9 +4,7 @@ import signal
 import subprocess
 import sys
 
-
-from tests.helpers import clean_env, stage, tiny_params, write_dataset, write_params
-from tests.helpers import CNN_MODEL, CNN_TRAIN
+from tests.helpers import CNN_MODEL, CNN_TRAIN, clean_env, stage, tiny_params, write_dataset, write_params
 
 # Small, but every part of the CNN is on: two blocks, batch norm, dropout, shifts.
 

@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from harness.real_parts import PrefectServer, Service, wait_for
-from tests.helpers import custom_dir, copy_repo, dvc, git, make_arrays, run, write_dataset, write_params
+from tests.helpers import copy_repo, custom_dir, dvc, git, make_arrays, run, write_dataset, write_params
 from tests.integration.project import Project
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,18 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import custom_dir, PIPELINE_STAGES, copy_repo, dvc, env_for, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import (
+    PIPELINE_STAGES,
+    copy_repo,
+    custom_dir,
+    dvc,
+    env_for,
+    git,
+    run,
+    tiny_params,
+    write_dataset,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -349,8 +360,8 @@ def test_dvc_repro_during_a_workspace_run_stops_with_dvcs_own_message(repo):
 
 
 def test_an_increment_reruns_split_and_training_and_travels_with_push_and_pull(repo, tmp_path, prefect_server):
-    from tests.helpers import make_arrays
     from mnistflow.idx import encode_idx
+    from tests.helpers import make_arrays
 
     arrays = make_arrays(n_train=100, n_test=1, seed=99)
     (tmp_path / "new").mkdir()
@@ -380,8 +391,8 @@ def test_an_increment_reruns_split_and_training_and_travels_with_push_and_pull(r
 
 
 def test_a_retraction_is_a_new_data_version_that_dvc_sees_and_carries(repo, tmp_path, prefect_server):
-    from tests.helpers import make_arrays
     from mnistflow.idx import encode_idx
+    from tests.helpers import make_arrays
 
     arrays = make_arrays(n_train=100, n_test=1, seed=98)
     (tmp_path / "new").mkdir()

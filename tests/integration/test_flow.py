@@ -48,8 +48,7 @@ def test_flow_runs_every_step_as_a_task_on_a_real_server(tmp_path, dataset, pref
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_flow_and_dvc_stages_write_identical_bytes(tmp_path, dataset, prefect_server, kind):
-    from tests.helpers import PIPELINE_STAGES, stage
-    from tests.helpers import CNN_MODEL, CNN_TRAIN
+    from tests.helpers import CNN_MODEL, CNN_TRAIN, PIPELINE_STAGES, stage
 
     directory, checksums = dataset
     network = {"model": CNN_MODEL, "train": CNN_TRAIN} if kind == "cnn" else {}

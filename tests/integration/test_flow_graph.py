@@ -20,6 +20,7 @@ from lifecycle.registry_paths import RegistryPaths
 
 # One task run per step, and one per training stage, in the plain sequence's order; the
 from mnistflow.paths import RunPaths
+
 # device first, chosen once and checked before anything is written.
 TRAINING_TASKS = ["select-device", "download", "split", "tensors-to-device", "train-stage-1-lr0.5",
                   "train-stage-2-lr0.1", "export-onnx", "evaluate", "model-card", "plot", "report"]

@@ -7,22 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from mnistflow.checkpoints import load_checkpoint, save_checkpoint
-from tests.helpers import clean_env, custom_dir, run, stage, tiny_params, write_params
-from tests.helpers import FLOW, one_line_error
-
-
-@pytest.fixture
-def champion(workdir) -> Path:
-    model = workdir / "registry/champion/model.pt"
-    model.parent.mkdir(parents=True)
-    model.write_bytes(b"the champion's bytes")
-    return model
+from tests.helpers import FLOW, clean_env, custom_dir, one_line_error, run, stage, tiny_params, write_params
 
 
 @pytest.mark.parametrize("run_dir, says", [

@@ -15,8 +15,17 @@ import pytest
 from mnistflow import atomic
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.errors import MnistflowError
-from tests.helpers import custom_dir, MirrorServer, clean_env, run, stage, tiny_params, write_params
-from tests.helpers import FLOW, one_line_error
+from tests.helpers import (
+    FLOW,
+    MirrorServer,
+    clean_env,
+    custom_dir,
+    one_line_error,
+    run,
+    stage,
+    tiny_params,
+    write_params,
+)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnistflow.datasets import FILE_NAMES
-from tests.helpers import custom_dir, PIPELINE_STAGES, MirrorServer, clean_env, run, stage, tiny_params, write_params
+from tests.helpers import PIPELINE_STAGES, MirrorServer, clean_env, custom_dir, run, stage, tiny_params, write_params
 
 
 def test_download_over_http_falls_through_failing_and_corrupt_mirrors(tmp_path, dataset):

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import sys
 
-
-from tests.helpers import run
-
-LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-                   + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-                      f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-                      f"*{chr(97 + i)}]" for i in range(8)])
+from tests.helpers import LAUGHS, run
 
 
 def test_the_command_line_says_it_in_one_line(tmp_path):

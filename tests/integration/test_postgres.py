@@ -11,7 +11,8 @@ import subprocess
 
 import pytest
 
-from harness.real_parts import PrefectServer, stop_tree, wait_for as wait_until
+from harness.real_parts import PrefectServer, stop_tree
+from harness.real_parts import wait_for as wait_until
 from tests.helpers import copy_repo, git, write_dataset, write_params
 from tests.integration.project import PREFECT, Project
 

@@ -14,7 +14,18 @@ import pytest
 import yaml
 
 from mnistflow.params import validate
-from tests.helpers import PIPELINE_STAGES, copy_repo, dvc, env_for, free_port, git, run, tiny_params, write_dataset, write_params
+from tests.helpers import (
+    PIPELINE_STAGES,
+    copy_repo,
+    dvc,
+    env_for,
+    free_port,
+    git,
+    run,
+    tiny_params,
+    write_dataset,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 BUCKET = "mnistflow"

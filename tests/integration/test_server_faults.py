@@ -8,12 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-
 from harness.real_parts import PrefectServer, clean_env, free_port, run
 from mnistflow.checkpoints import load_checkpoint
-from tests.helpers import tiny_params, write_params
-from tests.helpers import FLOW, one_line_error
-
+from tests.helpers import FLOW, one_line_error, tiny_params, write_params
 
 
 def test_a_dead_prefect_api_url_is_one_line_before_anything_is_written(workdir, dataset):

@@ -3,29 +3,15 @@ Prometheus), and corrections into the feedback inbox."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import subprocess
 import urllib.parse
 
 import httpx
-import numpy as np
-from PIL import Image
 
 from harness.real_parts import Service, free_port, stop_group, wait_for
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def digit() -> np.ndarray:
-    image = np.zeros((28, 28), np.uint8)
-    image[5:23, 12:16] = 255
-    return image
+from tests.helpers import digit, png
 
 
 # A real uvicorn and a real Prometheus.

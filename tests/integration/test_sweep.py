@@ -14,18 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mnistflow.errors import MnistflowError
 from harness.real_parts import wait_for
-from tests.helpers import REPO, copy_repo, dvc, env_for, git, run, tiny_params, write_params
+from mnistflow.errors import MnistflowError
+from tests.helpers import REPO, copy_repo, dvc, env_for, git, run, tiny_params, write_params, write_sweep
 
 SWEEP = [sys.executable, "-m", "flows.sweep"]
-
-
-def write_sweep(path: Path, **fields) -> Path:
-    spec = {"name": "tiny", "base": "params.yaml", "grid": {"train.stages.0.lr": [0.5, 0.1]},
-            "seeds": 1, "select": "val_accuracy", "workers": 2, **fields}
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 @pytest.mark.parametrize("fields, named", [

@@ -8,8 +8,6 @@ near-equal sizes (tensors.batches).
 
 from __future__ import annotations
 
-
-
 from mnistflow.tensors import LabelledTensors, batches
 
 

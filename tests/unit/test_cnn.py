@@ -4,22 +4,21 @@
 import pytest
 import torch
 
-from models import CNN, MLP
+from lifecycle.registry import judge
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow.checkpoints import load_model
+from mnistflow.device import select_device
 from mnistflow.download import download
 from mnistflow.errors import MnistflowError
 from mnistflow.evaluate import evaluate
-from mnistflow.scoring import evaluate_tensors
 from mnistflow.params import validate
-from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
-from lifecycle.registry import judge
-from mnistflow.device import select_device
+from mnistflow.scoring import evaluate_tensors
 from mnistflow.session import open_session
-from mnistflow.train import quiet, train_all
 from mnistflow.split import make_split
-from tests.helpers import tiny_params, write_dataset
-from tests.helpers import CNN_MODEL, CNN_TRAIN
+from mnistflow.train import quiet, train_all
+from models import CNN, MLP
+from tests.helpers import CNN_MODEL, CNN_TRAIN, tiny_params, write_dataset
 
 # Small, but every part of the CNN is on: two blocks, batch norm, dropout, shifts.
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from flows.retrain import skip_reason, staleness
@@ -17,45 +19,18 @@ from lifecycle import registry, versions
 from lifecycle.gate import Gate
 from lifecycle.intake import intake
 from lifecycle.intake_sources import Limits, read_sources
-from pictures.labels import class_index
-from mnistflow.datasets import class_labels
-from mnistflow.download import download
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow.dataset_files import locate
+from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
-from mnistflow.idx import encode_idx, read_idx
+from mnistflow.idx import read_idx
 from mnistflow.increments import in_validation, list_increments
 from mnistflow.params import validate
-from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
 from mnistflow.split import make_split
 from mnistflow.tensors import load_device_data
-from tests.helpers import make_arrays, tiny_params
-
-CLASSES = class_labels("custom")
-SHAPE = (28, 28)
-
-
-def write_idx_pair(folder: Path, images: np.ndarray, labels: np.ndarray, stem: str = "new") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{stem}-images-idx3-ubyte").write_bytes(encode_idx(images))
-    (folder / f"{stem}-labels-idx1-ubyte").write_bytes(encode_idx(labels))
-    return folder / f"{stem}-images-idx3-ubyte"
-
-
-def new_items(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    arrays = make_arrays(n_train=n, n_test=1, seed=seed)
-    return arrays["train-images"], arrays["train-labels"]
-
-
-def add(params, data_root: Path, sources: list[Path], time: str = "2026-12-01T00:00:00.000+00:00"):
-    candidates = read_sources(sources, CLASSES, SHAPE, Limits())
-    return intake(params.data.dataset, lambda: locate(params.data, data_root), data_root, candidates,
-                  [str(s) for s in sources], time)
-
-
-@pytest.fixture
-def files(params, data_root):
-    return download(params.data, data_root)
+from pictures.labels import class_index
+from tests.helpers import CLASSES, SHAPE, add_items, new_items, tiny_params, write_idx_pair
 
 
 def test_adding_data_never_moves_an_earlier_validation_image(params, files, data_root, paths, tmp_path):
@@ -63,10 +38,10 @@ def test_adding_data_never_moves_an_earlier_validation_image(params, files, data
     base = json.loads(paths.split.read_text())
     assert "increments" not in base  # a dataset with none keeps its split's bytes
 
-    add(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(300, seed=11))])
+    add_items(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(300, seed=11))])
     make_split(locate(params.data, data_root), params.data, paths.split)
     first = json.loads(paths.split.read_text())
-    add(params, data_root, [write_idx_pair(tmp_path / "b", *new_items(300, seed=12))])
+    add_items(params, data_root, [write_idx_pair(tmp_path / "b", *new_items(300, seed=12))])
     make_split(locate(params.data, data_root), params.data, paths.split)
     second = json.loads(paths.split.read_text())
 
@@ -90,7 +65,7 @@ def test_increments_join_training_and_validation_and_the_recent_slice(params, fi
     make_split(files, params.data, paths.split)
     before = load_device_data(files, paths.split, torch.device("cpu"))
     assert before.recent is None
-    report = add(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(200, seed=5))])
+    report = add_items(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(200, seed=5))])
     files = locate(params.data, data_root)
     make_split(files, params.data, paths.split)
     after = load_device_data(files, paths.split, torch.device("cpu"))
@@ -110,7 +85,7 @@ def test_the_gate_refuses_copies_and_near_copies_and_says_why(params, files, dat
     source = write_idx_pair(tmp_path / "batch", images, labels)
     before = hashlib.sha256(source.read_bytes()).hexdigest()
 
-    report = add(params, data_root, [source])
+    report = add_items(params, data_root, [source])
 
     reasons = {r["origin"].rsplit(" ", 1)[-1]: r["reason"] for r in report.refused}
     assert reasons["20"] == "exact duplicate of training image 0"
@@ -124,7 +99,7 @@ def test_the_gate_refuses_copies_and_near_copies_and_says_why(params, files, dat
     assert sum(manifest["classes"].values()) == 20
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before  # sources are never changed
 
-    again = add(params, data_root, [source])  # the same batch again: nothing new in it
+    again = add_items(params, data_root, [source])  # the same batch again: nothing new in it
     assert again.increment is None and len(again.refused) == 24
     assert "increment" in again.refused[0]["reason"]
 
@@ -193,12 +168,12 @@ def test_a_killed_intake_leaves_no_partial_increment(params, files, data_root, t
 
     monkeypatch.setattr(os, "rename", killed)
     with pytest.raises(KeyboardInterrupt):
-        add(params, data_root, [source])
+        add_items(params, data_root, [source])
     monkeypatch.setattr(os, "rename", real_rename)
     assert list_increments(files.directory) == ()
     assert locate(params.data, data_root).digest == files.digest
     assert list((data_root / ".intake").glob("custom-*"))  # the scratch copy, outside the dataset
-    report = add(params, data_root, [source])
+    report = add_items(params, data_root, [source])
     assert report.accepted == 30 and not list((data_root / ".intake").glob("custom-*"))
 
 
@@ -206,7 +181,7 @@ def test_retrain_waits_for_enough_new_items_and_reports_staleness(params, files,
     champion = {"fingerprint": {"data": "old", "params": "p", "code": "c"}, "increments": []}
     record = {"fingerprint": {"data": "new", "params": "p", "code": "c"}}
     assert staleness(files, 14)["message"].startswith("no data was ever added")
-    add(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(40, seed=41))],
+    add_items(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(40, seed=41))],
         time="2026-11-01T00:00:00.000+00:00")
     files = locate(params.data, data_root)
     assert "40 new items since the champion, fewer than min_new_items 100" in skip_reason(champion, record, files, 100)
@@ -219,7 +194,7 @@ def test_retrain_waits_for_enough_new_items_and_reports_staleness(params, files,
 
 
 def test_gate_of_a_dataset_knows_its_increments(params, files, data_root, tmp_path):
-    report = add(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(10, seed=51))])
+    report = add_items(params, data_root, [write_idx_pair(tmp_path / "a", *new_items(10, seed=51))])
     gate = Gate.of(locate(params.data, data_root))
     assert f"increment {report.increment}" in next(v for v in gate.known.values() if "increment" in v)
 
@@ -343,7 +318,6 @@ def test_warm_stages_change_no_digest_of_a_run_from_scratch(params):
 
 # -- property tests of intake's parsers -----------------------------------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
 @given(st.text(max_size=30))

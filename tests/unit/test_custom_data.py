@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnistflow.dataset_check import DatasetShape
@@ -18,35 +17,7 @@ from mnistflow.download import download
 from mnistflow.errors import MnistflowError
 from mnistflow.params import validate
 from mnistflow.preflight import check_network_fits, memory_estimate
-from tests.helpers import make_arrays, tiny_params, write_dataset
-
-
-def _changed(**changes) -> dict[str, np.ndarray]:
-    arrays = make_arrays(n_train=200, n_test=50)
-    for key, change in changes.items():
-        arrays[key] = change(arrays[key])
-    return arrays
-
-
-CASES = {
-    "fewer train images than labels": ({"train-images": lambda a: a[:190]},
-                                       "train-labels-idx1-ubyte: 200 labels for the 190 images"),
-    "fewer train labels than images": ({"train-labels": lambda a: a[:190]},
-                                       "train-labels-idx1-ubyte: 190 labels for the 200 images"),
-    "fewer test labels than images": ({"test-labels": lambda a: a[:40]},
-                                      "t10k-labels-idx1-ubyte: 40 labels for the 50 images"),
-    "test images of another size": ({"test-images": lambda a: a[:, :14, :14]},
-                                    "t10k-images-idx3-ubyte: its images are 14x14, the training images"),
-    "a train label of 12": ({"train-labels": lambda a: np.where(np.arange(len(a)) == 7, 12, a)},
-                            "train-labels-idx1-ubyte: label 12 at item 7"),
-    "a label of 255 in test only": ({"test-labels": lambda a: np.where(np.arange(len(a)) == 3, 255, a)},
-                                    "t10k-labels-idx1-ubyte: label 255 at item 3"),
-    "no test images": ({"test-images": lambda a: a[:0], "test-labels": lambda a: a[:0]},
-                       "t10k-images-idx3-ubyte: holds 0 images"),
-    "images with no rows": ({"train-images": lambda a: np.zeros((200, 0, 28), np.uint8),
-                             "test-images": lambda a: np.zeros((50, 0, 28), np.uint8)},
-                            "train-images-idx3-ubyte: its images are 0x28"),
-}
+from tests.helpers import CASES, _changed, make_arrays, tiny_params, write_dataset
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -9,12 +9,12 @@ import torch
 from mnistflow.datasets import FILE_NAMES
 from mnistflow.device import DeviceChoice, configure_runtime, select_device
 from mnistflow.download import download
-from mnistflow.mirrors import mirror_list
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx, parse_idx, read_idx
-from mnistflow.tensors import batches, load_device_data, random_shift
+from mnistflow.mirrors import mirror_list
 from mnistflow.params import validate
 from mnistflow.split import make_split, read_split, split_indices
+from mnistflow.tensors import batches, load_device_data, random_shift
 from tests.helpers import custom_dir, tiny_params
 
 

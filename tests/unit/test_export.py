@@ -9,17 +9,15 @@ import numpy as np
 import pytest
 import yaml
 
+from lifecycle.registry_paths import RegistryPaths
 from mnistflow import export as export_module
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import read_idx
 from mnistflow.inference import Predictor
 from mnistflow.params import validate
-from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import RunPaths
 from tests.conftest import run_stages
-from tests.helpers import custom_dir, REPO, tiny_params
-from tests.helpers import CNN_MODEL, CNN_TRAIN
-
+from tests.helpers import CNN_MODEL, CNN_TRAIN, REPO, custom_dir, tiny_params
 
 NETWORKS = {"mlp": {}, "cnn": {"model": {**CNN_MODEL, "padding": "same", "batch_norm": True}, "train": CNN_TRAIN},
             # test-time mirroring is part of the network, so the ONNX file must do it too

@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from lifecycle import registry
+from lifecycle.registry_paths import RegistryPaths
 from lifecycle.workspace import dvc_root_writing
 from mnistflow.errors import MnistflowError
-from lifecycle.registry_paths import RegistryPaths
 from mnistflow.run_lock import run_folder_lock
 from models.checkpoint import MODEL_FORMAT, CheckpointError, decode
-
-
-@pytest.fixture
-def champion(workdir) -> Path:
-    model = workdir / "registry/champion/model.pt"
-    model.parent.mkdir(parents=True)
-    model.write_bytes(b"the champion's bytes")
-    return model
 
 
 def test_the_workspace_guard_reads_dvc_yaml_as_dvc_does(tmp_path):

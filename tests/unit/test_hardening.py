@@ -17,7 +17,6 @@ from mnistflow.idx import encode_idx
 from mnistflow.params import validate
 from tests.helpers import REPO, MirrorServer, tiny_params
 
-
 # 1, 3, 4: downloads that break, hang or trickle; wrong bytes are not retried.
 
 def test_a_mirror_that_closes_mid_body_falls_through_to_the_next(workdir, dataset):

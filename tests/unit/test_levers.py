@@ -8,15 +8,14 @@ import math
 import pytest
 import torch
 
-from models import network
 from mnistflow.checkpoints import load_checkpoint, load_model
 from mnistflow.device import compile_mode, training_forward
 from mnistflow.errors import MnistflowError
 from mnistflow.params import validate
 from mnistflow.train import architecture
 from mnistflow.weight_average import WeightAverage
-from tests.helpers import tiny_params
-from tests.helpers import prepare, train_every_stage
+from models import network
+from tests.helpers import prepare, tiny_params, train_every_stage
 
 LEVERS = {"ema": 0.9, "label_smoothing": 0.1}
 

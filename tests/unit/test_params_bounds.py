@@ -18,11 +18,7 @@ from lifecycle.sweep_spec import MAX_TRIALS, expand, load_spec
 from mnistflow.errors import MnistflowError
 from mnistflow.params import load_params, validate
 from mnistflow.yaml_file import MAX_YAML_BYTES, read_yaml
-
-LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-                   + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-                      f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
-                      f"*{chr(97 + i)}]" for i in range(8)])
+from tests.helpers import LAUGHS
 
 
 def _refused(path: Path) -> str:

@@ -6,7 +6,6 @@ the pictures are made from its test images.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image

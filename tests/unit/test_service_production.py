@@ -12,23 +12,12 @@ from PIL import Image
 
 from lifecycle import registry
 from lifecycle.intake_sources import Limits, read_sources
-from mnistflow import atomic
 from lifecycle.registry_paths import RegistryPaths
+from mnistflow import atomic
 from serving.inbox import Inbox, InboxLimits
 from serving.model_file import ModelFiles
 from serving.service import create_app
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def digit() -> np.ndarray:
-    image = np.zeros((28, 28), np.uint8)
-    image[5:23, 12:16] = 255
-    return image
+from tests.helpers import digit, png
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

@@ -4,9 +4,6 @@ and a promotion while requests run."""
 from __future__ import annotations
 
 
-
-
-
 def test_the_documented_correction_has_exactly_the_fields_the_inbox_takes():
     from serving.inbox import FIELDS
     from serving.openapi import Correction

@@ -4,20 +4,10 @@ server and a real Dask LocalCluster of worker processes, on tiny data."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import yaml
 
 from lifecycle.leaderboard import sorted_rows
 from lifecycle.sweep_spec import expand, load_spec, trial_id
-from tests.helpers import tiny_params
-
-
-def write_sweep(path: Path, **fields) -> Path:
-    spec = {"name": "tiny", "base": "params.yaml", "grid": {"train.stages.0.lr": [0.5, 0.1]},
-            "seeds": 1, "select": "val_accuracy", "workers": 2, **fields}
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
+from tests.helpers import tiny_params, write_sweep
 
 
 def test_trials_cross_the_grid_sample_the_ranges_and_repeat_the_seeds(tmp_path, dataset):

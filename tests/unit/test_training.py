@@ -10,10 +10,8 @@ from mnistflow.errors import MnistflowError, NonFiniteLossError
 from mnistflow.evaluate import evaluate
 from mnistflow.params import validate
 from mnistflow.plots import make_plots
-from tests.helpers import cpu_runtime
 from mnistflow.train import learning_rate, train_stage
-from tests.helpers import tiny_params
-from tests.helpers import prepare, train_every_stage
+from tests.helpers import cpu_runtime, prepare, tiny_params, train_every_stage
 
 
 def test_stages_train_checkpoint_evaluate_and_plot(workdir, params, paths):
@@ -143,10 +141,10 @@ def test_history_records_the_rate_applied_at_each_epochs_last_step(workdir, path
 
 
 def test_judge_scores_each_model_on_the_runs_tensors_under_its_own_scaling(workdir, params, paths, tmp_path):
-    from mnistflow.scoring import evaluate_tensors
+    from lifecycle.registry import judge
     from lifecycle.registry_paths import RegistryPaths
     from mnistflow.paths import RunPaths
-    from lifecycle.registry import judge
+    from mnistflow.scoring import evaluate_tensors
     from mnistflow.tensors import load_device_data
 
     files, plain = prepare(params, workdir, paths)

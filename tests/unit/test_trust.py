@@ -15,13 +15,13 @@ from lifecycle import quarantine
 from lifecycle.intake import Screening, intake, take_from_inbox
 from lifecycle.intake_sources import OPERATOR, Candidate, Limits, read_sources
 from lifecycle.trust import FALLBACK_MIN_LABEL_PROBABILITY, TrustPolicy, allowances, champion_threshold
-from mnistflow.datasets import class_labels
 from mnistflow.dataset_files import locate
+from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
 from mnistflow.stages import STAGES
-from serving.clients import FeedbackAccess, read_tokens
 from pictures.imaging import png_bytes
+from serving.clients import FeedbackAccess, read_tokens
 from serving.inbox import Inbox, Refused
 from tests.helpers import make_arrays
 
