@@ -83,12 +83,12 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     files = download_task(params.data, where.data)  # the base dataset must be there to gate against
     shape = dataset_shape(files)
     inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
-    candidates = read_sources_task([Path(s) for s in sources], class_labels(params.data.dataset), shape,
+    candidates = read_sources_task([Path(s) for s in sources], class_labels(files.dataset), shape,
                                    Limits(items=max_items, csv_paths_outside=csv_paths_outside), inbox_dir)
     policy = TrustPolicy(min_label_probability, client_share, client_cap)
     report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
                                  + ([str(inbox_dir)] if inbox_dir else []), registry.now(),
-                                 screening(params, RegistryPaths(where.registry), policy))
+                                 screening(files.dataset, RegistryPaths(where.registry), policy))
     if inbox_dir is not None:
         taken = take_from_inbox(inbox_dir, candidates, report.increment or "refused-" + registry.now().replace(":", ""),
                                 report.waiting)
@@ -112,12 +112,12 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     return result
 
 
-def screening(params: Params, registry_paths: RegistryPaths, policy: TrustPolicy) -> Screening:
+def screening(dataset: str, registry_paths: RegistryPaths, policy: TrustPolicy) -> Screening:
     """The champion that scores new labels (checked whole by read_champion), if it knows this dataset's classes."""
     champion = registry.read_champion(registry_paths)
     predictor = Predictor.load(registry_paths.champion_model) if champion else None
-    if predictor is not None and predictor.labels != class_labels(params.data.dataset):
-        get_run_logger().warning("the champion's classes are not %s's: no label is scored", params.data.dataset)
+    if predictor is not None and predictor.labels != class_labels(dataset):
+        get_run_logger().warning("the champion's classes are not %s's: no label is scored", dataset)
         predictor = None
     # A champion promoted before its evaluation held a threshold (or with none beside it) gets the fallback.
     found = predictor is not None and registry_paths.champion_evaluation.exists()

@@ -76,7 +76,7 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
     if info.get("data_digest") != files.digest or info.get("params_digest") != params.digest():
         raise MnistflowError(f"{paths.model}: trained with other params or data; run training first")
     model.to(runtime.torch)
-    names = class_labels(params.data.dataset)
+    names = class_labels(files.dataset)
     val_loss, val_acc, _ = evaluate_tensors(model, data.val)
     test_loss, test_acc, predicted = evaluate_tensors(model, data.test)
     actual = data.test.y.cpu().numpy()
@@ -106,7 +106,7 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
                      "implementation": sys.implementation.name},
     }
     val_probabilities = probabilities(model, data.val)  # once, for the label scores and the drift profile
-    metrics["label_scores"] = label_scores(model, val_probabilities, data.val, data.test, params.data.dataset)
+    metrics["label_scores"] = label_scores(model, val_probabilities, data.val, data.test, files.dataset)
     recent = recent_slice(model, data)
     if recent is not None:
         metrics["recent"] = recent

@@ -4,6 +4,8 @@ The loss is a mean over the batch, so a last batch of one image took a full step
 on that image alone: MNIST grown by 801 clean digits (48,801 training images)
 trained for one epoch predicted "8" for every test digit. Batches are now of
 near-equal sizes (tensors.batches).
+
+Here: the cases on the real MNIST; the others are in tests/unit/test_batch_remainder.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 The model is the default recipe trained on the real MNIST (the ``mnist_run`` fixture);
 the pictures are made from its test images.
+
+Here: the cases on the real MNIST; the others are in tests/unit/test_predict.py.
 """
 
 from __future__ import annotations

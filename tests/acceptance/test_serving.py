@@ -1,5 +1,8 @@
 """The HTTP service: the API through FastAPI's TestClient, then a real uvicorn process,
-and a promotion while requests run."""
+and a promotion while requests run.
+
+Here: the cases on the real MNIST; the others are in tests/unit/test_serving.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Trust in the loop, in process: who sent a correction, whether its label is plausible,
-how much one client supplies, the quarantine and its decisions (issue 34)."""
+how much one client supplies, the quarantine and its decisions (issue 34).
+
+Here: the cases on the real MNIST; the others are in tests/unit/test_trust.py.
+"""
 
 from __future__ import annotations
 

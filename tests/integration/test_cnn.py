@@ -1,4 +1,7 @@
-"""The convolutional network: params, training, resume, old model files, other image sizes, the judge."""
+"""The convolutional network: params, training, resume, old model files, other image sizes, the judge.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_cnn.py.
+"""
 
 import signal
 import subprocess

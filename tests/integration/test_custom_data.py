@@ -2,6 +2,8 @@
 
 Issue 24, class 1: every case here once ended in a torch, numpy or onnxruntime
 traceback, some after a whole training run, leaving a model.pt with no metrics.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_custom_data.py.
 """
 
 from __future__ import annotations

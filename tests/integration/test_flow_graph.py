@@ -17,10 +17,9 @@ from prefect.testing.utilities import prefect_test_harness
 from flows.retrain import retraining
 from flows.training import training
 from lifecycle.registry_paths import RegistryPaths
-
-# One task run per step, and one per training stage, in the plain sequence's order; the
 from mnistflow.paths import RunPaths
 
+# One task run per step, and one per training stage, in the plain sequence's order; the
 # device first, chosen once and checked before anything is written.
 TRAINING_TASKS = ["select-device", "download", "split", "tensors-to-device", "train-stage-1-lr0.5",
                   "train-stage-2-lr0.1", "export-onnx", "evaluate", "model-card", "plot", "report"]
@@ -89,3 +88,59 @@ def test_a_finished_run_trains_nothing_and_says_so_unless_from_scratch(params, w
     scratch = training(**run, from_scratch=True)
     assert scratch["trained"] and paths.last_checkpoint.stat().st_mtime_ns != checkpoint
     assert scratch["test_accuracy"] == first["test_accuracy"]  # the same run again, from epoch 1
+
+
+def test_intake_then_rollback_in_this_process(params, workdir):
+    """The intake and rollback flows, called as functions: an increment written and its event's
+    payload returned; a champion of two versions put back to the first, and the history says so."""
+    from flows.intake import intake
+    from flows.rollback import rollback
+    from tests.helpers import new_items, write_idx_pair
+
+    registry = RegistryPaths(workdir / "registry")
+    run = {"params": params, "data_root": workdir / "data", "registry_dir": registry.dir, "dvc_version": False}
+    assert retraining(**run, run_dir=workdir / "first")["promoted"]
+    source = write_idx_pair(workdir / "new", *new_items(40, seed=0))  # the base data's classes
+    added = intake(sources=[str(source)], params=params, data_root=workdir / "data", registry_dir=registry.dir,
+                   min_label_probability=0.0)
+    assert added["accepted"] == 40 and added["increment"] and not added["refused"]
+    second = retraining(**run, run_dir=workdir / "second", promotion_margin=-1.0)
+    assert second["promoted"], second
+    assert json.loads(registry.champion_record.read_text())["version"] == 2
+
+    event = rollback(to=1, reason="in-process test", registry_dir=registry.dir)
+    assert (event["from_version"], event["to_version"]) == (2, 1)
+    assert json.loads(registry.champion_record.read_text())["version"] == 1
+    history = [json.loads(line) for line in (registry.dir / "history.jsonl").read_text().splitlines()]
+    assert [h["event"] for h in history] == ["promotion", "promotion", "rollback"]
+
+
+def test_the_monitor_flow_reads_a_service_in_this_process(params, workdir):
+    """The monitor flow against the app served by uvicorn on a thread of this process."""
+    import threading
+
+    import httpx
+    import numpy as np
+    import uvicorn
+
+    from flows.monitor import monitor
+    from harness.real_parts import free_port
+    from serving.service import create_app
+    from tests.conftest import run_stages
+
+    paths = run_stages(params, workdir / "data", RunPaths(workdir / "run"))
+    server = uvicorn.Server(uvicorn.Config(create_app(paths.model), port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            thread.join(0.05)
+        url = f"http://127.0.0.1:{server.config.port}"
+        pixels = np.random.default_rng(0).random((250, 784)).round(3).tolist()
+        assert httpx.post(f"{url}/predict", json={"pixels": pixels}, timeout=60).status_code == 200
+        report = monitor(service_url=url, profile_file=str(paths.profile))
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert report["judged"] and report["drift"], report  # noise against digits' profile
+    assert "confidence" in report["moved"] or "classes" in report["moved"]

@@ -1,5 +1,8 @@
 """Run folders that are not run folders, model files that are not checkpoints, and how a run ends
-(issue 24, classes 3, 4 and 8), through the real command lines."""
+(issue 24, classes 3, 4 and 8), through the real command lines.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_folders_and_files.py.
+"""
 
 from __future__ import annotations
 

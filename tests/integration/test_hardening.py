@@ -1,4 +1,7 @@
-"""What a hostile or unlucky user tried, each case reproduced with real parts."""
+"""What a hostile or unlucky user tried, each case reproduced with real parts.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_hardening.py.
+"""
 
 from __future__ import annotations
 

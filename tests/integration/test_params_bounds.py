@@ -3,6 +3,8 @@
 Each hostile file here once hung, grew past a gigabyte, or ended in a traceback.
 Every one must now be refused in one line, in well under a second, naming the
 file and the field.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_params_bounds.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The service in production: readiness, Prometheus metrics (scraped by a real
-Prometheus), and corrections into the feedback inbox."""
+Prometheus), and corrections into the feedback inbox.
+
+Here: the cases that start processes or servers; the others are in tests/unit/test_service_production.py.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The convolutional network: params, training, resume, old model files, other image sizes, the judge."""
+"""The convolutional network: params, training, resume, old model files, other image sizes, the judge.
+
+Here: the cases that run in this process and start nothing; the others are in tests/integration/test_cnn.py.
+"""
 
 
 import pytest

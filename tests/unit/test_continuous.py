@@ -1,5 +1,8 @@
 """Continuous training, in process: intake's sources and gate, increments, the stable
-split, the recent-data slice, warm start, versions and rollback."""
+split, the recent-data slice, warm start, versions and rollback.
+
+Here: the cases that run in this process and start nothing; the others are in tests/integration/test_continuous.py.
+"""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 The model is the default recipe trained on the real MNIST (the ``mnist_run`` fixture);
 the pictures are made from its test images.
+
+Here: the cases that run in this process and start nothing; the others are in tests/acceptance/test_predict.py.
 """
 
 from __future__ import annotations

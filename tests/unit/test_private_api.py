@@ -2,6 +2,8 @@
 
 A failure here means a library changed under a measured shortcut: turn it off
 with MNISTFLOW_NO_PRIVATE_API=<name> (mnistflow/private_api.py) until it is mended.
+
+Here: the cases that run in this process and start nothing; the others are in tests/integration/test_private_api.py.
 """
 
 import atexit

@@ -1,5 +1,8 @@
 """The service in production: readiness, Prometheus metrics (scraped by a real
-Prometheus), and corrections into the feedback inbox."""
+Prometheus), and corrections into the feedback inbox.
+
+Here: the cases that run in this process and start nothing; the others are in tests/integration/test_service_production.py.
+"""
 
 from __future__ import annotations
 

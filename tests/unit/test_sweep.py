@@ -1,5 +1,8 @@
 """Sweeps: the sweep file and its trials (unit), then real sweeps on a real Prefect
-server and a real Dask LocalCluster of worker processes, on tiny data."""
+server and a real Dask LocalCluster of worker processes, on tiny data.
+
+Here: the cases that run in this process and start nothing; the others are in tests/integration/test_sweep.py.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Trust in the loop, in process: who sent a correction, whether its label is plausible,
-how much one client supplies, the quarantine and its decisions (issue 34)."""
+how much one client supplies, the quarantine and its decisions (issue 34).
+
+Here: the cases that run in this process and start nothing; the others are in tests/acceptance/test_trust.py.
+"""
 
 from __future__ import annotations
 
