@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnistflow.idx import encode_idx
+from mnistflow.idx import encode_idx, read_idx
 from mnistflow.inference import Predictor
 from pictures.imaging import to_model_input
 from tests.helpers import clean_env, run
@@ -24,6 +24,14 @@ from tests.helpers import clean_env, run
 
 def predict_cli(cwd, *args: str, env=None):
     return run([sys.executable, "-m", "serving.predict", *args], cwd, env or clean_env())
+
+
+N_IMAGES = 100
+
+
+@pytest.fixture(scope="module")
+def test_images(mnist_run) -> np.ndarray:
+    return read_idx(next((mnist_run.dir.parent / "data/mnist").glob("t10k-images*")), 3)[:N_IMAGES]
 
 
 def test_an_mnist_digit_comes_through_preparation_as_it_was(test_images):

@@ -343,8 +343,8 @@ def test_a_params_yaml_without_what_dvc_yaml_reads_is_refused_before_anything_ru
     before = {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()}
     flow = run([sys.executable, "-m", "flows.training"], repo, env)
     assert flow.returncode == 2 and "Traceback" not in flow.stderr
-    last = flow.stderr.strip().splitlines()[-1]
-    assert last.startswith("mnistflow: error: ") and "data.dataset is not set, and dvc.yaml reads it" in last
+    errors = [line for line in flow.stderr.splitlines() if line.startswith("mnistflow: error: ")]
+    assert len(errors) == 1 and "data.dataset is not set, and dvc.yaml reads it" in errors[0], flow.stderr
     assert {p: p.read_bytes() for p in (repo / "outputs").rglob("*") if p.is_file()} == before
 
 

@@ -8,20 +8,10 @@ Here: the cases that run in this process and start nothing; the others are in te
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from mnistflow.idx import read_idx
 from pictures.imaging import ImageError, decode_image
-
-N_IMAGES = 100
-
-
-@pytest.fixture(scope="module")
-def test_images(mnist_run) -> np.ndarray:
-    return read_idx(next((mnist_run.dir.parent / "data/mnist").glob("t10k-images*")), 3)[:N_IMAGES]
-
 
 def test_a_decompression_bomb_is_refused_before_decoding():
     import io
