@@ -30,7 +30,10 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow
 BUCKET = "mnistflow"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "mnistflow-test", "AWS_SECRET_ACCESS_KEY": "mnistflow-test",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+               "AWS_DEFAULT_REGION": "us-east-1",
+               # A remote that is gone is said at once: botocore's retries (5 by default, with
+               # backoff, per file) held the stopped-server test for four minutes.
+               "AWS_MAX_ATTEMPTS": "1"}
 
 
 class S3:
