@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -17,7 +18,10 @@ import pytest
 
 from mnistflow import atomic
 from mnistflow.datasets import FILE_NAMES
+from mnistflow.download import download
 from mnistflow.errors import MnistflowError
+from mnistflow.fetch import Limits
+from mnistflow.params import validate
 from tests.helpers import (
     FLOW,
     MirrorServer,
@@ -173,3 +177,36 @@ def test_a_replaced_champion_stops_the_retraining_run(tmp_path, dataset, prefect
     assert second.returncode == 2, second.stdout + second.stderr
     errors = [line for line in second.stderr.splitlines() if line.startswith("mnistflow: error: ")]
     assert len(errors) == 1 and "was replaced or damaged" in errors[0] and "Traceback" not in second.stderr
+
+
+# Real time: a mirror that hangs and one that trickles are waited on for their budgets (about 20 s).
+def test_silent_and_trickling_mirrors_are_given_up_on_in_bounded_time(workdir, dataset, caplog):
+    directory, checksums = dataset
+    limits = Limits(connect=1.0, grace=1.0, min_rate=100_000)
+    with MirrorServer(directory) as server:
+        params = validate(tiny_params(directory, checksums, data={
+            "mirrors": [f"{server.url}/hang/", f"{server.url}/trickle/", f"{server.url}/good/"]}))
+        files = download(params.data, workdir / "data", backoff=0, limits=limits)
+        assert files.md5 == checksums
+        name = FILE_NAMES["train-images"]
+        # neither is asked twice for a file: it would only wait as long again
+        assert server.requests.count(f"/hang/{name}") == 1 and server.requests.count(f"/trickle/{name}") == 1
+        # The trickle sends a byte every 0.3 s, so the bytes it got in are the clock: each file was
+        # given up on at its own budget (grace plus size at min_rate), not later. No wall-time bound,
+        # which a busy CI machine breaks; a slow machine only gets fewer bytes in.
+        given_up = [int(n) for n in re.findall(r"too slow: (\d+) bytes", caplog.text)]
+        sizes = [(directory / FILE_NAMES[kind]).stat().st_size for kind in FILE_NAMES]
+        assert len(given_up) == len(sizes) and caplog.text.count("no answer within 1s") == len(sizes)
+        for received, size in zip(given_up, sizes):
+            budget = limits.grace + size / limits.min_rate
+            assert received <= budget / 0.3 + 10, (received, budget)
+
+        # Only such mirrors: the error names each and why, and is not worth a task retry.
+        params = validate(tiny_params(directory, checksums, data={"mirrors": [f"{server.url}/hang/",
+                                                                             f"{server.url}/trickle/"]}))
+        with pytest.raises(MnistflowError) as info:
+            download(params.data, workdir / "other", backoff=0, limits=limits)
+        message = str(info.value)
+        assert f"{server.url}/hang/ (no answer within 1s)" in message
+        assert f"{server.url}/trickle/ (too slow" in message
+        assert info.value.retryable is False
