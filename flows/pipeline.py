@@ -2,7 +2,7 @@
 
 Call ``run_pipeline`` inside a flow: the flow calls each step's task itself,
 one task run per step and one per training stage, in the order of the plain
-sequence the DVC stages run (mnistflow/stages.py): download -> split ->
+sequence the DVC stages run (mnistflow/dvc_stages/): download -> split ->
 runtime on the device chosen once -> tensors -> stages -> export, evaluate,
 model card -> plots.
 """

@@ -1,26 +1,26 @@
 """What "the code changed" means, for `dvc repro` and for retraining alike.
 
-A DVC stage runs ``python -m mnistflow.stages STAGE``. Its code is that
-module's own imports plus those of its ``stage_<name>`` function (and of the
-helpers it calls), followed through every project module they reach, each
-file's imports at any depth. Nothing else: an edit to the service, the
-registry, a report or a test helper is no stage's business. A package whose
-every file is reached is listed as its folder (``models/``).
+A DVC stage runs ``python -m mnistflow.dvc_stages.<name>``. Its code is that
+module and every project module it imports, each file's imports followed at any
+depth. Nothing else: an edit to the service, the registry, a report, a test
+helper or another DVC stage's module is not its business. A package whose every
+file is reached is listed as its folder (``models/``).
 
-Nor the ``HARNESS``: modules a stage runs that can stop it, say why, or make it
-faster, but never change a byte it writes (the checks before a step, the exit
-and its codes, the private-API shortcuts, and the network: whatever a mirror
-serves is checked against the params' checksums before it is stored). Their
-imports are not followed either. So an edit to an error's wording or a new
-mirror reruns nothing. tests/unit/test_code_rule.py keeps a snapshot of the files
-that are the model's identity: a file that enters it, or leaves it, is a
-decision someone made there.
+Nor the ``HARNESS``: modules a DVC stage runs that can stop it, say why, or make
+it faster, but never change a byte it writes (the command line, whose folders
+dvc.yaml's ``cmd`` names and DVC hashes; the checks before a step; the exit and
+its codes; the private-API shortcuts; and the network: whatever a mirror serves
+is checked against the params' checksums before it is stored). Their imports are
+not followed either. So an edit to an error's wording or a new mirror reruns
+nothing. tests/unit/test_code_rule.py keeps a snapshot of the files that are the
+model's identity: a file that enters it, or leaves it, is a decision someone
+made there.
 
-``dvc.yaml`` lists exactly these paths under each stage's ``deps``
+``dvc.yaml`` lists exactly these paths under each DVC stage's ``deps``
 (tests/unit/test_code_rule.py fails when the two drift apart; ``python -m
 mnistflow.code`` prints them). A retrain's code digest hashes the code of the
-stages that decide the model's bytes (split and train), so a retrain skips or
-reruns on the same grounds as `dvc repro` does for those stages.
+DVC stages that decide the model's bytes (split and train), so a retrain skips
+or reruns on the same grounds as `dvc repro` does for those stages.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from pathlib import Path
 
 # Where the running code lives: the checkout for `python -m ...` and a worker.
 CODE_ROOT = Path(__file__).resolve().parent.parent
-STAGE_MODULE = "mnistflow.stages"
-STAGE_PREFIX = "stage_"
-# The stages whose code decides model.pt's bytes: what a retrain's fingerprint hashes.
-MODEL_STAGES = ("split", "train")
-# Can stop a stage or speed it up; never change what it writes (see above).
-HARNESS = ("mnistflow.entry", "mnistflow.preflight", "mnistflow.private_api", "mnistflow.fetch", "mnistflow.mirrors")
+DVC_STAGE_PACKAGE = "mnistflow.dvc_stages"
+# The DVC stages whose code decides model.pt's bytes: what a retrain's fingerprint hashes.
+MODEL_DVC_STAGES = ("split", "train")
+# Can stop a DVC stage or speed it up; never change what it writes (see above).
+HARNESS = ("mnistflow.dvc_stages.command", "mnistflow.entry", "mnistflow.preflight", "mnistflow.private_api",
+           "mnistflow.fetch", "mnistflow.mirrors")
 # Left out of the digest, as .dvcignore leaves them out of DVC's hashes.
 IGNORED_DIRS = ("__pycache__",)
 
@@ -85,26 +85,13 @@ def _imported(root: Path, file: Path, nodes: list[ast.AST]) -> list[Path]:
     return found
 
 
-def _entry_nodes(tree: ast.Module, stage: str) -> list[ast.AST]:
-    """The stage module's top level, ``main``, and ``stage_<stage>`` with the helpers they
-    call; never another stage's function."""
-    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    wanted, todo = set(), ["main", f"{STAGE_PREFIX}{stage}"]
-    while todo:
-        name = todo.pop()
-        if name in wanted or name not in functions:
-            continue
-        wanted.add(name)
-        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name)
-                 and not n.id.startswith(STAGE_PREFIX)]
-    top = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-    return top + [functions[name] for name in sorted(wanted)]
-
-
-def stage_names(root: Path = CODE_ROOT) -> list[str]:
-    tree = ast.parse(_module_file(root, STAGE_MODULE).read_text())
-    return [n.name.removeprefix(STAGE_PREFIX) for n in tree.body
-            if isinstance(n, ast.FunctionDef) and n.name.startswith(STAGE_PREFIX)]
+def dvc_stage_names(root: Path = CODE_ROOT) -> list[str]:
+    """The DVC stages, in dvc.yaml's order (the package's ``DVC_STAGES``)."""
+    init = _module_file(root, DVC_STAGE_PACKAGE)
+    for node in ast.parse(init.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DVC_STAGES" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise KeyError(f"{init}: no DVC_STAGES")
 
 
 def _harness_files(root: Path) -> set[Path]:
@@ -114,14 +101,13 @@ def _harness_files(root: Path) -> set[Path]:
 @lru_cache(maxsize=None)
 def _closure(root: Path, stage: str, through_harness: bool = False) -> tuple[Path, ...]:
     """``stage``'s files; ``through_harness``: every file it reaches, the harness too."""
-    entry = _module_file(root, STAGE_MODULE)
-    tree = ast.parse(entry.read_text())
-    if f"{STAGE_PREFIX}{stage}" not in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}:
-        raise KeyError(f"{STAGE_MODULE} has no {STAGE_PREFIX}{stage}")
-    seen = set(_with_packages(root, STAGE_MODULE))
+    module = f"{DVC_STAGE_PACKAGE}.{stage}"
+    if stage not in dvc_stage_names(root) or _module_file(root, module) is None:
+        raise KeyError(f"{DVC_STAGE_PACKAGE} has no DVC stage {stage!r}")
+    seen: set[Path] = set()
     if not through_harness:
         seen |= _harness_files(root)  # as if already seen: neither listed nor followed
-    todo = _imported(root, entry, _entry_nodes(tree, stage))
+    todo = _with_packages(root, module)
     while todo:
         file = todo.pop()
         if file in seen:
@@ -131,7 +117,7 @@ def _closure(root: Path, stage: str, through_harness: bool = False) -> tuple[Pat
     return tuple(sorted(seen if through_harness else seen - _harness_files(root)))
 
 
-def stage_files(stage: str, root: Path = CODE_ROOT) -> list[Path]:
+def dvc_stage_files(stage: str, root: Path = CODE_ROOT) -> list[Path]:
     """Every file of ``stage``'s code, relative to ``root``, sorted."""
     return [path.relative_to(root) for path in _closure(Path(root), stage)]
 
@@ -146,9 +132,9 @@ def _package_files(root: Path, package: Path) -> set[Path]:
             if not set(p.relative_to(root).parts) & set(IGNORED_DIRS)}
 
 
-def stage_deps(stage: str, root: Path = CODE_ROOT) -> list[str]:
+def dvc_stage_deps(stage: str, root: Path = CODE_ROOT) -> list[str]:
     """``stage``'s code as dvc.yaml lists it: files, and a folder for a package used whole."""
-    files = set(stage_files(stage, root))
+    files = set(dvc_stage_files(stage, root))
     packages = {f.parts[0] for f in files if len(f.parts) > 1}
     whole = sorted(p for p in packages if _package_files(root, Path(p)) <= files)
     listed = [f"{package}/" for package in whole]
@@ -158,7 +144,7 @@ def stage_deps(stage: str, root: Path = CODE_ROOT) -> list[str]:
 
 def code_files(root: Path = CODE_ROOT) -> list[Path]:
     """The files a retrain's code digest hashes: the model stages' code."""
-    return sorted({f for stage in MODEL_STAGES for f in stage_files(stage, root)})
+    return sorted({f for stage in MODEL_DVC_STAGES for f in dvc_stage_files(stage, root)})
 
 
 def code_digest(root: Path = CODE_ROOT) -> str:
@@ -175,10 +161,10 @@ def running_code_digest() -> str:
 
 
 def main() -> None:
-    """``python -m mnistflow.code``: each stage's code deps, as dvc.yaml lists them."""
-    for stage in stage_names():
+    """``python -m mnistflow.code``: each DVC stage's code deps, as dvc.yaml lists them."""
+    for stage in dvc_stage_names():
         print(f"{stage}:")
-        for dep in stage_deps(stage):
+        for dep in dvc_stage_deps(stage):
             print(f"  - {dep}")
     sys.stdout.flush()
 

@@ -142,10 +142,10 @@ def real_fashion() -> Path:
 
 def run_stages(params, data_root: Path, paths: RunPaths) -> RunPaths:
     """Every DVC stage's function in turn, in this process: the pipeline without its CLIs."""
-    from mnistflow.stages import STAGES
+    from mnistflow.dvc_stages import DVC_STAGES, run_dvc_stage
 
-    for stage in STAGES.values():
-        stage(params, data_root, paths)
+    for stage in DVC_STAGES:
+        run_dvc_stage(stage, params, data_root, paths)
     return paths
 
 

@@ -29,10 +29,10 @@ from harness.real_parts import (  # noqa: F401  (the tests import them from here
 )
 from mnistflow.datasets import FILE_NAMES, class_labels
 from mnistflow.idx import encode_idx
-from mnistflow.stages import STAGES
+from mnistflow.dvc_stages import DVC_STAGES
 
 # Every DVC stage, in the order dvc.yaml runs them.
-PIPELINE_STAGES = tuple(STAGES)
+PIPELINE_STAGES = DVC_STAGES
 
 
 def cpu_runtime():
@@ -98,7 +98,7 @@ def write_params(path: Path, params: dict) -> Path:
 
 def stage(cwd: Path, name: str, env: dict[str, str] | None = None, args: list[str] = (),
           **kw) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "mnistflow.stages", name, *args], cwd, env, **kw)
+    return run([sys.executable, "-m", f"mnistflow.dvc_stages.{name}", *args], cwd, env, **kw)
 
 
 class MirrorServer:

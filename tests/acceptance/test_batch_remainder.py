@@ -26,7 +26,7 @@ from mnistflow.paths import RunPaths
 from mnistflow.scoring import evaluate_tensors
 from mnistflow.session import open_session
 from mnistflow.split import make_split
-from mnistflow.stages import STAGES
+from mnistflow.dvc_stages import run_dvc_stage
 from mnistflow.tensors import LabelledTensors
 from mnistflow.train import train_all
 from tests.helpers import REPO
@@ -57,7 +57,7 @@ def test_mnist_grown_by_801_clean_digits_trains_as_the_base_does(real_mnist, tmp
             shutil.copytree(increment, work / "data" / "mnist" / "increments" / increment.name)
         paths = RunPaths(work / "outputs")
         for stage in ("download", "split", "train", "evaluate"):
-            STAGES[stage](params, work / "data", paths)
+            run_dvc_stage(stage, params, work / "data", paths)
         evaluation = yaml.safe_load(paths.evaluation.read_text())
         accuracy[name] = evaluation["test"]["accuracy"]
         assert evaluation["val"]["loss"] < 0.5, (name, evaluation["val"]["loss"])  # it was 119.95

@@ -37,7 +37,7 @@ def test_killed_cnn_training_resumes_with_identical_outputs(tmp_path, dataset):
             stage(work, name, check=True)
     stage(unbroken, "train", check=True)
 
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=killed, env=clean_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.dvc_stages.train"], cwd=killed, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # SIGKILL as soon as the 2nd epoch is reported: no chance to clean up
         if "stage 1/2 epoch 2/3" in line:

@@ -124,9 +124,9 @@ def test_plot_option_reruns_only_plotting(repo):
 def test_code_change_reruns_every_stage_without_downloading_again(repo):
     """Code every stage imports (mnistflow/code.py derives it) reruns them all; the data is
     persisted and re-verified."""
-    from mnistflow.code import stage_files
+    from mnistflow.code import dvc_stage_files
 
-    assert all(Path("mnistflow/errors.py") in stage_files(stage, repo) for stage in PIPELINE_STAGES)
+    assert all(Path("mnistflow/errors.py") in dvc_stage_files(stage, repo) for stage in PIPELINE_STAGES)
     path = repo / "mnistflow" / "errors.py"
     path.write_text(path.read_text() + "\n# an edit\n")
     result = dvc(repo, "repro")
@@ -231,7 +231,7 @@ def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefe
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     """The retrain's code digest and `dvc repro` must agree on "the code that decides the model changed"."""
-    from mnistflow.code import MODEL_STAGES, code_digest, code_files
+    from mnistflow.code import MODEL_DVC_STAGES, code_digest, code_files
 
     before = code_digest(repo)
     cache = repo / "mnistflow/__pycache__"
@@ -243,7 +243,7 @@ def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     # the md5 DVC recorded, is a file the code digest hashes, and nothing else is.
     stages = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     recorded = set()
-    for stage in MODEL_STAGES:
+    for stage in MODEL_DVC_STAGES:
         for dep in stages[stage]["deps"]:
             path = Path(dep["path"])
             if path.parts[0] in ("data", "outputs"):
@@ -276,7 +276,7 @@ def test_edits_outside_the_pipeline_leave_dvc_clean_and_the_retrain_skipping(rep
                 "pictures/labels.py", "lifecycle/registry.py", "lifecycle/registry_paths.py", "lifecycle/report.py",
                 "harness/real_parts.py", "tests/helpers.py", "flows/pipeline.py", "tasks/train.py", "bench/speed.py",
                 "mnistflow/preflight.py", "mnistflow/entry.py", "mnistflow/private_api.py", "mnistflow/mirrors.py",
-                "mnistflow/fetch.py"):
+                "mnistflow/fetch.py", "mnistflow/dvc_stages/command.py"):
         _append(repo, rel)
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
     again = run(retrain, repo, env, check=True).stdout
@@ -285,6 +285,7 @@ def test_edits_outside_the_pipeline_leave_dvc_clean_and_the_retrain_skipping(rep
 
 def test_an_edit_to_plotting_reruns_plot_alone(repo):
     _append(repo, "mnistflow/plots.py")
+    _append(repo, "mnistflow/dvc_stages/plot.py")  # the plot DVC stage's own module: no other stage's code
     assert changed_stages(repo) == {"plot"}
     assert ran(dvc(repo, "repro")) == ["plot"]
 

@@ -34,7 +34,7 @@ def test_a_folder_that_is_no_run_folder_is_refused_before_anything_is_written(wo
     (workdir / "elsewhere/notes.txt").write_text("mine")
     (workdir / "loop").symlink_to("loop")
     before = sorted(p.relative_to(workdir) for p in workdir.rglob("*") if p.name != "loop")
-    for command in ([*FLOW, "--run-dir", run_dir], [sys.executable, "-m", "mnistflow.stages", "train",
+    for command in ([*FLOW, "--run-dir", run_dir], [sys.executable, "-m", "mnistflow.dvc_stages.train",
                                                     "--run-dir", run_dir]):
         line = one_line_error(run(command, workdir, clean_env()))
         assert f"--run-dir: {run_dir}" in line and says.format(workdir=workdir) in line, line
@@ -99,7 +99,7 @@ def test_sigterm_stops_a_run_as_ctrl_c_does(workdir, dataset):
     write_params(workdir / "params.yaml", tiny_params(*dataset, train={"stages": [{"epochs": 500, "lr": 0.1}]}))
     for name in ("download", "split"):
         stage(workdir, name, check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=workdir, env=clean_env(),
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.dvc_stages.train"], cwd=workdir, env=clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = workdir / "outputs/checkpoints/last.pt"
     deadline = time.monotonic() + 120

@@ -76,8 +76,8 @@ def test_a_gzip_bomb_stops_at_the_bound_in_little_memory(workdir, dataset, tmp_p
         mirror = str(bomb) if over == "directory" else f"{server.url}/good/"
         write_params(workdir / "params.yaml", tiny_params(mirror, checksums))
         # The peak of this process alone: VmHWM (ru_maxrss would carry pytest's over the exec).
-        code = ("import runpy, sys; sys.argv = ['x', 'download']\n"
-                "try:\n    runpy.run_module('mnistflow.stages', run_name='__main__')\n"
+        code = ("import runpy, sys; sys.argv = ['x']\n"
+                "try:\n    runpy.run_module('mnistflow.dvc_stages.download', run_name='__main__')\n"
                 "finally:\n    print('peak', next(line.split()[1] for line in open('/proc/self/status')"
                 " if line.startswith('VmHWM')), file=sys.stderr)")
         result = run([sys.executable, "-c", code], workdir, clean_env())
@@ -97,7 +97,7 @@ def test_a_gzip_bomb_stops_at_the_bound_in_little_memory(workdir, dataset, tmp_p
 ])
 def test_a_run_that_cannot_work_is_refused_before_anything_is_written(workdir, dataset, section, named):
     write_params(workdir / "params.yaml", tiny_params(*dataset, **section))
-    for command in (FLOW, [sys.executable, "-m", "mnistflow.stages", "train"]):
+    for command in (FLOW, [sys.executable, "-m", "mnistflow.dvc_stages.train"]):
         line = one_line_error(run(command, workdir, clean_env()))
         assert named in line
         if "hidden" in named:

@@ -66,7 +66,7 @@ def test_killed_training_resumes_and_matches_an_unbroken_run(tmp_path, dataset):
 
     stage(killed, "download", check=True)
     stage(killed, "split", check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.stages", "train"], cwd=killed,
+    proc = subprocess.Popen([sys.executable, "-m", "mnistflow.dvc_stages.train"], cwd=killed,
                             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Kill it (SIGKILL: no chance to clean up) as soon as the 2nd epoch's line appears.
     lines = []
@@ -112,7 +112,7 @@ def test_bad_params_fail_in_one_line_and_write_nothing(tmp_path, dataset, entry)
         for section, values in override.items():
             params[section] = {**params[section], **values}
         write_params(work / "params.yaml", params)
-        args = ([sys.executable, "-m", "mnistflow.stages", "download"] if entry == "stages"
+        args = ([sys.executable, "-m", "mnistflow.dvc_stages.download"] if entry == "stages"
                 else [sys.executable, "-m", "flows.training", "--params", str(work / "params.yaml")])
         result = run(args, work if entry == "stages" else Path(__file__).parent.parent)
         assert result.returncode == 2
@@ -129,7 +129,7 @@ def test_bad_files_are_one_line_errors(tmp_path, dataset):
     work = tmp_path / "work"
     work.mkdir()
     write_params(work / "params.yaml", tiny_params(directory, checksums))
-    assert run([sys.executable, "-m", "mnistflow.stages", "evaluate"], work).returncode == 2
+    assert run([sys.executable, "-m", "mnistflow.dvc_stages.evaluate"], work).returncode == 2
     _pipeline(work, through="train")
     # wrong magic number, served by the "mirror": rejected, named, nothing replaced
     bad = tmp_path / "bad"

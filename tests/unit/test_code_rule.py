@@ -8,13 +8,13 @@ import yaml
 from mnistflow.code import (
     HARNESS,
     IGNORED_DIRS,
-    MODEL_STAGES,
+    MODEL_DVC_STAGES,
     code_digest,
     code_files,
     reached_files,
-    stage_deps,
-    stage_files,
-    stage_names,
+    dvc_stage_deps,
+    dvc_stage_files,
+    dvc_stage_names,
 )
 from tests.helpers import PIPELINE_STAGES, REPO
 
@@ -27,9 +27,10 @@ NOT_PIPELINE = ("serving", "lifecycle", "pictures", "harness", "tasks", "flows",
 MODEL_IDENTITY = [
     "mnistflow/__init__.py", "mnistflow/atomic.py", "mnistflow/checkpoints.py", "mnistflow/code.py",
     "mnistflow/dataset_check.py", "mnistflow/dataset_files.py", "mnistflow/datasets.py", "mnistflow/device.py",
-    "mnistflow/errors.py", "mnistflow/idx.py", "mnistflow/increments.py", "mnistflow/params.py",
-    "mnistflow/paths.py", "mnistflow/scoring.py", "mnistflow/session.py", "mnistflow/split.py",
-    "mnistflow/stages.py", "mnistflow/starting_point.py", "mnistflow/tensors.py", "mnistflow/train.py", "mnistflow/weight_average.py",
+    "mnistflow/dvc_stages/__init__.py", "mnistflow/dvc_stages/ready.py", "mnistflow/dvc_stages/split.py",
+    "mnistflow/dvc_stages/train.py", "mnistflow/errors.py", "mnistflow/idx.py", "mnistflow/increments.py",
+    "mnistflow/params.py", "mnistflow/paths.py", "mnistflow/scoring.py", "mnistflow/session.py", "mnistflow/split.py",
+    "mnistflow/starting_point.py", "mnistflow/tensors.py", "mnistflow/train.py", "mnistflow/weight_average.py",
     "mnistflow/yaml_file.py", "models/__init__.py", "models/checkpoint.py", "models/cnn.py", "models/mlp.py",
     "models/networks.py",
 ]
@@ -41,26 +42,26 @@ def _code_deps(stage: dict) -> list[str]:
 
 def test_dvc_yaml_lists_exactly_each_stages_derived_code():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == stage_names() == list(PIPELINE_STAGES)
+    assert list(stages) == dvc_stage_names() == list(PIPELINE_STAGES)
     for name, stage in stages.items():
-        assert _code_deps(stage) == stage_deps(name), (
+        assert _code_deps(stage) == dvc_stage_deps(name), (
             f"dvc.yaml's {name} stage lists other code than it imports; `python -m mnistflow.code` "
             "prints what to list")
 
 
 def test_no_stage_depends_on_serving_lifecycle_or_harness():
-    for name in stage_names():
-        rooms = {path.parts[0] for path in stage_files(name)}
+    for name in dvc_stage_names():
+        rooms = {path.parts[0] for path in dvc_stage_files(name)}
         assert rooms <= {"mnistflow", "models"}, (name, rooms)
         assert not rooms & set(NOT_PIPELINE)
 
 
 def test_each_stage_has_its_own_code():
-    plot, train = set(stage_files("plot")), set(stage_files("train"))
+    plot, train = set(dvc_stage_files("plot")), set(dvc_stage_files("train"))
     assert Path("mnistflow/plots.py") in plot and Path("mnistflow/train.py") not in plot
     assert Path("mnistflow/train.py") in train and Path("mnistflow/plots.py") not in train
     assert Path("mnistflow/export.py") not in train  # training's validation measure is scoring.py alone
-    assert not any(p.parts[0] == "models" for p in stage_files("download"))
+    assert not any(p.parts[0] == "models" for p in dvc_stage_files("download"))
 
 
 def test_dvcignore_leaves_out_what_the_digest_leaves_out():
@@ -80,25 +81,27 @@ def test_the_models_identity_is_a_decision_someone_made():
 def test_the_harness_runs_in_every_stage_and_is_no_stages_code():
     harness = {Path(*module.split(".")).with_suffix(".py") for module in HARNESS}
     assert all((REPO / path).is_file() for path in harness), "HARNESS names a module that no longer exists"
-    for name in stage_names():
-        assert Path("mnistflow/preflight.py") in reached_files(name) and not harness & set(stage_files(name))
+    for name in dvc_stage_names():
+        assert Path("mnistflow/preflight.py") in reached_files(name) and not harness & set(dvc_stage_files(name))
     # The network is the download stage's alone, and no stage's code at all.
-    assert Path("mnistflow/download.py") not in set().union(*(stage_files(n) for n in stage_names() if n != "download"))
+    assert Path("mnistflow/download.py") not in set().union(*(dvc_stage_files(n) for n in dvc_stage_names() if n != "download"))
     assert Path("mnistflow/fetch.py") in reached_files("download") and Path("mnistflow/fetch.py") not in \
-        stage_files("download")
+        dvc_stage_files("download")
 
 
-def _tree(root: Path) -> Path:
+def _tree(root: Path, names: tuple[str, str] = ("a", "b")) -> Path:
+    first, second = names
     files = {
         "mnistflow/__init__.py": "",
-        "mnistflow/stages.py": (
-            "from .common import shared\n"
-            "def _helper():\n    from .helped import h\n"
-            "def stage_a():\n    from .a import run\n    from .preflight import check\n    _helper()\n"
-            "def stage_b():\n    from mnistflow import b\n    stage_a()\n"
-            "def main():\n    pass\n"),
+        "mnistflow/dvc_stages/__init__.py": f"DVC_STAGES = ({first!r}, {second!r})\n",
+        "mnistflow/dvc_stages/command.py": "from ..entryish import e\n",  # a HARNESS module: never followed
+        f"mnistflow/dvc_stages/{first}.py": (
+            "from ..common import shared\n"
+            "from .command import main\n"
+            "def run():\n    from ..a import run\n    from ..preflight import check\n"),
+        f"mnistflow/dvc_stages/{second}.py": "from mnistflow import b\nfrom .command import main\n",
         "mnistflow/common.py": "import os\n",
-        "mnistflow/helped.py": "",
+        "mnistflow/entryish.py": "",
         "mnistflow/a.py": "from models import net\n",
         "mnistflow/b.py": "def later():\n    from .deep import x\n",
         "mnistflow/deep.py": "",
@@ -115,32 +118,32 @@ def _tree(root: Path) -> Path:
     return root
 
 
-def test_a_stage_is_its_function_its_helpers_and_what_they_import(tmp_path):
+def test_a_dvc_stage_is_its_module_and_what_it_imports(tmp_path):
     root = _tree(tmp_path)
-    assert stage_names(root) == ["a", "b"]
-    a = [p.as_posix() for p in stage_files("a", root)]
-    assert a == ["mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py", "mnistflow/helped.py",
-                 "mnistflow/stages.py", "models/__init__.py", "models/net.py"]
-    assert [p.as_posix() for p in reached_files("a", root)] == sorted(a + ["mnistflow/guarded.py",
-                                                                          "mnistflow/preflight.py"])
-    # b calls stage_a, but another stage's function is never followed; imports inside
+    assert dvc_stage_names(root) == ["a", "b"]
+    a = [p.as_posix() for p in dvc_stage_files("a", root)]
+    assert a == ["mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py", "mnistflow/dvc_stages/__init__.py",
+                 "mnistflow/dvc_stages/a.py", "models/__init__.py", "models/net.py"]
+    assert [p.as_posix() for p in reached_files("a", root)] == sorted(a + [
+        "mnistflow/dvc_stages/command.py", "mnistflow/entryish.py", "mnistflow/guarded.py", "mnistflow/preflight.py"])
+    # Another DVC stage's module is never part of this one's code; imports inside
     # any function of a reached module are.
-    b = [p.as_posix() for p in stage_files("b", root)]
-    assert b == ["mnistflow/__init__.py", "mnistflow/b.py", "mnistflow/common.py", "mnistflow/deep.py",
-                 "mnistflow/stages.py"]
-    assert stage_deps("a", root) == ["models/", "mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py",
-                                     "mnistflow/helped.py", "mnistflow/stages.py"]
+    b = [p.as_posix() for p in dvc_stage_files("b", root)]
+    assert b == ["mnistflow/__init__.py", "mnistflow/b.py", "mnistflow/deep.py", "mnistflow/dvc_stages/__init__.py",
+                 "mnistflow/dvc_stages/b.py"]
+    assert dvc_stage_deps("a", root) == ["models/", "mnistflow/__init__.py", "mnistflow/a.py", "mnistflow/common.py",
+                                         "mnistflow/dvc_stages/__init__.py", "mnistflow/dvc_stages/a.py"]
 
 
 def test_digest_changes_with_the_model_stages_code_and_nothing_else(tmp_path):
-    root = _tree(tmp_path)
-    (root / "mnistflow/stages.py").write_text(
-        (root / "mnistflow/stages.py").read_text().replace("stage_a", "stage_train").replace("stage_b", "stage_plot")
-        + "def stage_split():\n    pass\n")
-    assert set(MODEL_STAGES) <= set(stage_names(root))
+    root = _tree(tmp_path, ("train", "plot"))
+    (root / "mnistflow/dvc_stages/__init__.py").write_text('DVC_STAGES = ("split", "train", "plot")\n')
+    (root / "mnistflow/dvc_stages/split.py").write_text("from ..common import shared\n")
+    assert set(MODEL_DVC_STAGES) <= set(dvc_stage_names(root))
     before = code_digest(root)
     assert Path("mnistflow/a.py") in code_files(root) and Path("mnistflow/b.py") not in code_files(root)
-    for rel in ("mnistflow/b.py", "mnistflow/unused.py", "serving/page.py"):  # plotting's, nobody's, serving's
+    for rel in ("mnistflow/b.py", "mnistflow/unused.py", "serving/page.py",  # plotting's, nobody's, serving's
+                "mnistflow/dvc_stages/plot.py", "mnistflow/dvc_stages/command.py"):  # another DVC stage's, the harness
         (root / rel).write_text("# changed\n")
     (root / "mnistflow/__pycache__").mkdir()
     (root / "mnistflow/__pycache__/a.cpython-311.pyc").write_bytes(b"\0")

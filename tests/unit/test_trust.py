@@ -22,7 +22,7 @@ from mnistflow.dataset_files import locate
 from mnistflow.datasets import class_labels
 from mnistflow.errors import MnistflowError
 from mnistflow.inference import Predictor
-from mnistflow.stages import STAGES
+from mnistflow.dvc_stages import run_dvc_stage
 from pictures.imaging import png_bytes
 from serving.clients import FeedbackAccess, read_tokens
 from serving.inbox import Inbox, Refused
@@ -36,7 +36,7 @@ TIME = "2026-12-01T00:00:00.000+00:00"
 def champion(params, data_root, paths):
     """A model trained on the generated dataset (its classes are learnable), evaluated."""
     for stage in ("download", "split", "train", "evaluate"):
-        STAGES[stage](params, data_root, paths)
+        run_dvc_stage(stage, params, data_root, paths)
     return Predictor.load(paths.model)
 
 
@@ -138,7 +138,7 @@ def test_wrong_labels_are_quarantined_genuine_ones_kept_and_excess_waits(params,
 
 
 def test_without_a_champion_nothing_is_scored_and_the_report_says_so(params, data_root, paths):
-    STAGES["download"](params, data_root, paths)
+    run_dvc_stage("download", params, data_root, paths)
     images, labels = fresh(20, seed=2)
     report = intake("custom", lambda: locate(params.data, data_root), data_root,
                     candidates(images, (labels + 1) % 10, "lab-a"), ["feedback"], TIME,
@@ -206,7 +206,7 @@ def test_a_retraction_of_a_clients_items_keeps_the_others_and_finishes_an_interr
 
     from lifecycle.retraction import retract
 
-    STAGES["download"](params, data_root, paths)
+    run_dvc_stage("download", params, data_root, paths)
     images, labels = fresh(40, seed=4)
     files_of = lambda: locate(params.data, data_root)  # noqa: E731
     report = intake("custom", files_of, data_root, candidates(images[:20], labels[:20], "lab-a")
