@@ -192,12 +192,12 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         params = load_params(args.params)
         preload_in_background(RunPaths(args.run_dir), params.digest())
         registry = args.registry if with_registry else None
-        where = roots(data=args.data_root, registry=registry)
+        where = roots(data_root=args.data_root, registry=registry)
         # The device, chosen once here and handed to the flow, and what fits on it: a
         # run that cannot work is one line before Prefect starts.
-        check_run_folder(args.run_dir, where.data, where.registry)
+        check_run_folder(args.run_dir, where.data_root, where.registry)
         device = select_device(params.device)
-        preflight(params, [args.run_dir, *([where.registry] if with_registry else [])], device, data_root=where.data)
+        preflight(params, [args.run_dir, *([where.registry] if with_registry else [])], device, data_root=where.data_root)
         kwargs = {"params": params, "params_file": str(args.params), "run_dir": args.run_dir,
                   "data_root": args.data_root, "device": device, "from_scratch": args.from_scratch}
         if not with_registry:

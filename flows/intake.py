@@ -77,16 +77,16 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
-    where = roots(data=data_root, registry=registry_dir)
+    where = roots(data_root=data_root, registry=registry_dir)
     if not sources and not inbox:
         raise MnistflowError("sources: give at least one source (or --inbox)")
-    files = download_task(params.data, where.data)  # the base dataset must be there to gate against
+    files = download_task(params.data, where.data_root)  # the base dataset must be there to gate against
     shape = dataset_shape(files)
     inbox_dir = RegistryPaths(where.registry).inbox if inbox else None
     candidates = read_sources_task([Path(s) for s in sources], class_labels(files.dataset), shape,
                                    Limits(items=max_items, csv_paths_outside=csv_paths_outside), inbox_dir)
     policy = TrustPolicy(min_label_probability, client_share, client_cap)
-    report = gate_and_write_task(params.data, where.data, candidates, [str(s) for s in sources]
+    report = gate_and_write_task(params.data, where.data_root, candidates, [str(s) for s in sources]
                                  + ([str(inbox_dir)] if inbox_dir else []), registry.now(),
                                  screening(files.dataset, RegistryPaths(where.registry), policy))
     if inbox_dir is not None:
@@ -107,8 +107,8 @@ def intake(sources: list[str], inbox: bool = False, params: Params | None = None
         emit_data_added(report.dataset, report.increment, report.accepted, report.histogram)
     result = asdict(report)
     if report.quarantined and review_timeout > 0:
-        decision = await_review(report.quarantined, where.data, report.dataset, review_timeout)
-        result["review"] = decision and apply_review(decision, params, where.data)
+        decision = await_review(report.quarantined, where.data_root, report.dataset, review_timeout)
+        result["review"] = decision and apply_review(decision, params, where.data_root)
     return result
 
 

@@ -46,7 +46,7 @@ class PipelineResult:
     files: DatasetFiles
     runtime: Runtime
     data: DeviceData
-    metrics: dict[str, Any]
+    evaluation: dict[str, Any]
     plots: list[Path]
     train_seconds: float  # of the run that trained (an earlier one when this one found it done)
     trained: bool
@@ -130,10 +130,10 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: Devic
     with training_record(paths, device) as took:
         for index in range(len(params.train.run_stages)):
             train_stage(params, data, runtime, files.digest, index, paths, progress, warm_start)
-    metrics = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
+    evaluation = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
                else evaluate(params, data, files, runtime, paths))
     plots = plot(paths, params.plot)
-    return PipelineResult(files, runtime, data, metrics, plots, took.seconds, took.trained)
+    return PipelineResult(files, runtime, data, evaluation, plots, took.seconds, took.trained)
 
 
 def labelled(task: Any, label: str) -> Any:
@@ -163,6 +163,6 @@ def hand_off_tasks(params: Params, data: DeviceData, runtime: Runtime, files: Da
     """Export, evaluate (recording the export's check) and write the model card:
     every run's evaluation, and a sweep winner's before promotion (its trial skipped them)."""
     export_task(paths, files.paths["test-images"])
-    metrics = evaluate_task(params, data, files, runtime, paths)
+    evaluation = evaluate_task(params, data, files, runtime, paths)
     card_task(params, paths)
-    return metrics
+    return evaluation

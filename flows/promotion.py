@@ -38,11 +38,11 @@ MIN_RECENT_ACCURACY = 0.3
 MIN_RECENT_GAIN = 0.02
 
 
-def held_for_review(decision: registry.Decision, metrics: dict[str, Any] | None, min_recent_accuracy: float,
+def held_for_review(decision: registry.Decision, evaluation: dict[str, Any] | None, min_recent_accuracy: float,
                     champion_on_recent: Callable[[], float | None]) -> registry.Decision:
     """The judge's decision, unless the challenger fails the new data ("recent": the
     increments' validation part, which it never trained on)."""
-    recent = ((metrics or {}).get("recent") or {}).get("accuracy")
+    recent = ((evaluation or {}).get("recent") or {}).get("accuracy")
     if not decision.promote or recent is None or recent >= min_recent_accuracy:
         return decision
     before = champion_on_recent()
@@ -71,7 +71,7 @@ def new_record(params: Params, files: DatasetFiles, source: str) -> dict[str, An
 
 def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, registry_paths: RegistryPaths,
                       data: DeviceData, margin: float, dvc: DvcVersioning | None = None,
-                      metrics: dict[str, Any] | None = None,
+                      evaluation: dict[str, Any] | None = None,
                       before_promotion: Callable[[], object] | None = None,
                       min_recent_accuracy: float = MIN_RECENT_ACCURACY) -> registry.Decision:
     """Judge, version, promote (after ``before_promotion``: a sweep's winner gets its ONNX
@@ -81,15 +81,15 @@ def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, r
             return None
         return registry.test_accuracy(registry_paths.champion_model, data, data.recent)["accuracy"]
 
-    decision = held_for_review(judge_task(paths.model, registry_paths, data, margin), metrics, min_recent_accuracy,
+    decision = held_for_review(judge_task(paths.model, registry_paths, data, margin), evaluation, min_recent_accuracy,
                                champion_on_recent)
     get_run_logger().info("%s: %s", "promote" if decision.promote else "keep the champion", decision.reason)
     record.update(trained=True, promoted=decision.promote, reason=decision.reason,
                   challenger_test_accuracy=decision.challenger_accuracy,
                   champion_test_accuracy=decision.champion_accuracy, promotion_margin=margin)
-    if metrics is not None:
-        record["metrics"] = {"val": metrics["val"], "test": {k: metrics["test"][k] for k in ("accuracy", "loss")},
-                             **({"recent": metrics["recent"]} if "recent" in metrics else {})}
+    if evaluation is not None:
+        record["metrics"] = {"val": evaluation["val"], "test": {k: evaluation["test"][k] for k in ("accuracy", "loss")},
+                             **({"recent": evaluation["recent"]} if "recent" in evaluation else {})}
     if dvc is not None:
         message = (f"retrain {record['run_id']}: test accuracy {decision.challenger_accuracy:.4f}, "
                    f"{'promoted' if decision.promote else 'not promoted'}")

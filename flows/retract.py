@@ -49,13 +49,13 @@ def retraction(increments: list[str], client: str | None = None, reason: str = "
     if not reason.strip():
         raise MnistflowError("--reason: say why (it is kept with the retracted items)")
     params = resolve_params(params, params_file)
-    where = roots(data=data_root)
+    where = roots(data_root=data_root)
     note = {"reason": reason, "by": {"flow_run_id": str(flow_run.id or "local"), "flow_run_name": flow_run.name}}
-    done = retract(lambda: locate(params.data, where.data), where.data, params.data.dataset, increments, client,
+    done = retract(lambda: locate(params.data, where.data_root), where.data_root, params.data.dataset, increments, client,
                    note, registry.now())
     message = (f"retracted {done['items']} item(s): increments {', '.join(done['retracted'])}"
                + (f", rewritten as {', '.join(done['replaced_by'].values())}" if done["replaced_by"] else "")
-               + f"; kept aside in {where.data}/retracted/{params.data.dataset}/. Reason: {reason}")
+               + f"; kept aside in {where.data_root}/retracted/{params.data.dataset}/. Reason: {reason}")
     get_run_logger().info("%s", message)
     create_markdown_artifact(f"# Retraction\n\n{message}", key="retraction")
     # The same payload keys as mnistflow.data.added's: the retrain trigger's template reads them.

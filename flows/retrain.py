@@ -82,11 +82,11 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
     logger = get_run_logger()
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
-    where = roots(data=data_root, registry=registry_dir)
+    where = roots(data_root=data_root, registry=registry_dir)
     registry_paths = RegistryPaths(where.registry)
-    device = checked_device(params, paths, where.data, where.registry, device, writes_registry=True)  # before any write
-    with run_folder_guard(paths, dataset_dir(params.data, where.data)) as dvc_root:
-        files = download_task(params.data, where.data)
+    device = checked_device(params, paths, where.data_root, where.registry, device, writes_registry=True)  # before any write
+    with run_folder_guard(paths, dataset_dir(params.data, where.data_root)) as dvc_root:
+        files = download_task(params.data, where.data_root)
         champion = registry.read_champion(registry_paths)
         record = new_record(params, files, "retrain")
         record.update(trigger=trigger, staleness=staleness(files, stale_after_days))
@@ -104,12 +104,12 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
 
         run_params, warm_start, version = starting_point(params, champion, registry_paths, files)
         record["warm_start"] = warm_start and {"model_sha256": warm_start.sha256, "version": version}
-        result = run_pipeline(run_params, paths, where.data, device, files, from_scratch=from_scratch,
+        result = run_pipeline(run_params, paths, where.data_root, device, files, from_scratch=from_scratch,
                               warm_start=warm_start)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
-                                     DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.metrics,
+                                     DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.evaluation,
                                      min_recent_accuracy=min_recent_accuracy)
-        report_task(result.metrics, paths.history, result.plots,
+        report_task(result.evaluation, paths.history, result.plots,
                     {"promoted": decision.promote, "reason": decision.reason,
                      "note": record["staleness"]["message"]})
     return {"trained": True, "promoted": decision.promote, "reason": decision.reason,

@@ -115,7 +115,7 @@ def review(reviewer: str, accept: list[str], reject: list[str], params: Params |
 
     params = resolve_params(params, params_file)
     return apply_review(ReviewDecision(reviewer=reviewer, accept=accept, reject=reject), params,
-                        roots(data=data_root).data)
+                        roots(data_root=data_root).data_root)
 
 
 def pending_table(records: list[dict[str, Any]], data_root: Path, dataset: str) -> str:
@@ -147,7 +147,7 @@ def main() -> None:
     args, _ = parser.parse_known_args()
     if not args.accept and not args.reject:
         def show() -> None:
-            params, data_root = load_params(args.params), roots(data=args.data_root).data
+            params, data_root = load_params(args.params), roots(data_root=args.data_root).data_root
             records = quarantine.pending(data_root, params.data.dataset)
             print(pending_table(records, data_root, params.data.dataset) if records
                   else f"nothing waits for review in {quarantine.quarantine_dir(data_root, params.data.dataset)}")

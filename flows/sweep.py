@@ -70,10 +70,10 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
 
     logger = get_run_logger()
     spec = spec if spec is not None else load_spec(Path(sweep_file))
-    where = roots(data=data_root, registry=registry_dir)
+    where = roots(data_root=data_root, registry=registry_dir)
     trials = (trials_of(spec) if planned
-              else plan(spec, [Path(runs_root), where.data], check_devices=not dask_address))
-    files = datasets_of(trials, where.data)
+              else plan(spec, [Path(runs_root), where.data_root], check_devices=not dask_address))
+    files = datasets_of(trials, where.data_root)
     sweep_dir = Path(runs_root) / spec.name
     gpu = _wants_gpu(trials)
     if dask_address:
@@ -83,7 +83,7 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
         gpus = visible_gpus() if gpu else 0
         runner = DaskTaskRunner(**local_cluster(min(workers or spec.workers, len(trials)), threads, gpus))
     logger.info("sweep %s: %d trials into %s", spec.name, len(trials), sweep_dir)
-    rows = run_trials.with_options(task_runner=runner)(trials, sweep_dir, where.data, files, gpu)
+    rows = run_trials.with_options(task_runner=runner)(trials, sweep_dir, where.data_root, files, gpu)
     swept = swept_keys(trials)
     outputs = leaderboard_task(sweep_dir, spec.name, rows, swept, spec.select)
     top = best(rows, spec.select)
@@ -182,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     spec = load_spec(args.sweep_file)
     # Every trial's params (and, on a local cluster, its device and memory) before anything starts.
-    plan(spec, [args.runs_root, roots(data=args.data_root).data], check_devices=not args.dask_address)
+    plan(spec, [args.runs_root, roots(data_root=args.data_root).data_root], check_devices=not args.dask_address)
     return {"spec": spec, "sweep_file": str(args.sweep_file), "runs_root": args.runs_root,
             "data_root": args.data_root, "dask_address": args.dask_address, "workers": args.workers,
             "apply_best": args.apply_best, "params_out": args.params_out, "promote": args.promote,

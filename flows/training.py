@@ -47,12 +47,11 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     """
     params = resolve_params(params, params_file)
     paths = RunPaths(Path(run_dir))
-    where = roots(data=data_root)
-    data = where.data
-    device = checked_device(params, paths, data, where.registry, device)  # folders, device, memory: before any write
-    with run_folder_guard(paths, dataset_dir(params.data, data)) as dvc_root:
-        result = run_pipeline(params, paths, data, device, from_scratch=from_scratch)
-        report_task(result.metrics, paths.history, result.plots)
+    where = roots(data_root=data_root)
+    device = checked_device(params, paths, where.data_root, where.registry, device)  # folders, device, memory: first
+    with run_folder_guard(paths, dataset_dir(params.data, where.data_root)) as dvc_root:
+        result = run_pipeline(params, paths, where.data_root, device, from_scratch=from_scratch)
+        report_task(result.evaluation, paths.history, result.plots)
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
         # pushed or committed to git: that is retraining's job (flows/retrain.py).
@@ -60,8 +59,8 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
         recorded = (version_task(dvc_root, paths, params, "", push=False, git_commit=False) if dvc_root
                     else outside_workspace(paths))
     return {
-        "val_accuracy": result.metrics["val"]["accuracy"],
-        "test_accuracy": result.metrics["test"]["accuracy"],
+        "val_accuracy": result.evaluation["val"]["accuracy"],
+        "test_accuracy": result.evaluation["test"]["accuracy"],
         "device": result.runtime.device.name,
         "plots": [str(p) for p in result.plots],
         "metrics": str(paths.metrics),

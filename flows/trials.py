@@ -38,8 +38,8 @@ def trial_task(trial: Trial, run_dir: Path, data_root: Path, files: DatasetFiles
     result = run_pipeline(trial.params, RunPaths(run_dir), data_root, device, files,
                           progress_artifact=False, hand_off=False, label=trial.id)
     record.update(status="completed", reason="", finished_at=now(),
-                  val_accuracy=result.metrics["val"]["accuracy"], val_loss=result.metrics["val"]["loss"],
-                  test_accuracy=result.metrics["test"]["accuracy"], train_seconds=round(result.train_seconds, 3))
+                  val_accuracy=result.evaluation["val"]["accuracy"], val_loss=result.evaluation["val"]["loss"],
+                  test_accuracy=result.evaluation["test"]["accuracy"], train_seconds=round(result.train_seconds, 3))
     write_record(run_dir, record)
     return record
 

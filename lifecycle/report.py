@@ -24,16 +24,16 @@ def _image(path: Path) -> str:
     return f"![{Path(path).stem}](data:image/png;base64,{encoded})"
 
 
-def report_markdown(metrics: dict[str, Any], plots: list[Path], decision: dict[str, Any] | None = None) -> str:
+def report_markdown(evaluation: dict[str, Any], plots: list[Path], decision: dict[str, Any] | None = None) -> str:
     lines = [
         "# mnistflow training report", "",
         "| split | accuracy | loss |", "|---|---|---|",
-        *(f"| {s} | {100 * metrics[s]['accuracy']:.2f}% | {metrics[s]['loss']:.4f} |" for s in ("val", "test")),
-        *([f"| recent ({metrics['recent']['size']} added, held out) | {100 * metrics['recent']['accuracy']:.2f}% "
-           f"| {metrics['recent']['loss']:.4f} |"] if (metrics.get("recent") or {}).get("accuracy") is not None else []),
+        *(f"| {s} | {100 * evaluation[s]['accuracy']:.2f}% | {evaluation[s]['loss']:.4f} |" for s in ("val", "test")),
+        *([f"| recent ({evaluation['recent']['size']} added, held out) | {100 * evaluation['recent']['accuracy']:.2f}% "
+           f"| {evaluation['recent']['loss']:.4f} |"] if (evaluation.get("recent") or {}).get("accuracy") is not None else []),
         "",
-        f"Dataset `{metrics['dataset']['name']}` (digest `{metrics['dataset']['digest'][:12]}`), "
-        f"{metrics['epochs']} epochs on `{metrics['device']['name']}` ({metrics['device']['reason']}).",
+        f"Dataset `{evaluation['dataset']['name']}` (digest `{evaluation['dataset']['digest'][:12]}`), "
+        f"{evaluation['epochs']} epochs on `{evaluation['device']['name']}` ({evaluation['device']['reason']}).",
         "",
     ]
     if decision is not None:

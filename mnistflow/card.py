@@ -51,14 +51,14 @@ def confused_pairs(confusion: dict[str, Any], count: int = CONFUSED_PAIRS) -> li
     return [(labels[a], labels[p], n) for n, a, p in sorted(cells, key=lambda c: (-c[0], c[1], c[2]))[:count]]
 
 
-def model_card(params: Params, metrics: dict[str, Any]) -> str:
-    dataset, arch = metrics["dataset"], metrics["architecture"]
+def model_card(params: Params, evaluation: dict[str, Any]) -> str:
+    dataset, arch = evaluation["dataset"], evaluation["architecture"]
     use, out_of_scope = USE.get(dataset["name"], ("images like the custom dataset's training images",
                                                   "anything unlike the training images"))
-    train, onnx = params.train, metrics.get("onnx")
+    train, onnx = params.train, evaluation.get("onnx")
     stages = "; ".join(f"{s.epochs} epochs at lr {s.lr} ({s.schedule})" for s in train.run_stages)
-    when = f"on {metrics['device']['name']} ({metrics['device']['reason']})"
-    per_class = metrics["test"]["per_class_accuracy"]
+    when = f"on {evaluation['device']['name']} ({evaluation['device']['reason']})"
+    per_class = evaluation["test"]["per_class_accuracy"]
     lines = [
         f"# Model card: {dataset['name']} classifier ({arch.get('kind', 'mlp')})",
         "",
@@ -68,10 +68,10 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
         f"- Architecture: {architecture_line(arch)}.",
         f"- Training: {train.optimizer.name}, batch {train.batch_size}, {stages}; seed {train.seed}.",
         f"- Trained: {when}.",
-        f"- Params digest: `{metrics['params_digest']}`.",
-        f"- Files: `model.pt` sha256 `{metrics.get('model', {}).get('sha256', 'not recorded')}`"
+        f"- Params digest: `{evaluation['params_digest']}`.",
+        f"- Files: `model.pt` sha256 `{evaluation.get('model', {}).get('sha256', 'not recorded')}`"
         + (f"; `model.onnx` sha256 `{onnx['sha256']}`" if onnx else "; no ONNX export") + ".",
-        "- Libraries: " + ", ".join(f"{k} {v}" for k, v in metrics["versions"].items()) + ".",
+        "- Libraries: " + ", ".join(f"{k} {v}" for k, v in evaluation["versions"].items()) + ".",
         "",
         "## Intended use",
         f"- For: {use}.",
@@ -84,9 +84,9 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
         f"{dataset['test_size']:,} test images, never used for training or model choice.",
         "",
         "## Evaluation",
-        f"- Validation accuracy: **{metrics['val']['accuracy']:.2%}** (loss {metrics['val']['loss']:.4f}).",
-        f"- Test accuracy: **{metrics['test']['accuracy']:.2%}** (loss {metrics['test']['loss']:.4f}).",
-        *recent_line(metrics),
+        f"- Validation accuracy: **{evaluation['val']['accuracy']:.2%}** (loss {evaluation['val']['loss']:.4f}).",
+        f"- Test accuracy: **{evaluation['test']['accuracy']:.2%}** (loss {evaluation['test']['loss']:.4f}).",
+        *recent_line(evaluation),
         "",
         "| class | test accuracy |",
         "|---|---|",
@@ -94,11 +94,11 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
           for label, accuracy in per_class.items()],
         "",
     ]
-    pairs = confused_pairs(metrics["confusion_matrix"])
+    pairs = confused_pairs(evaluation["confusion_matrix"])
     lines += ["Most confused pairs on the test set:", "", "| actual | predicted as | images |", "|---|---|---|",
               *[f"| {actual} | {predicted} | {n} |" for actual, predicted, n in pairs], ""] if pairs else \
         ["No test image was confused with another class.", ""]
-    lines += label_score_lines(metrics)
+    lines += label_score_lines(evaluation)
     if onnx:
         lines += [f"- ONNX: onnxruntime {onnx['onnxruntime']} agrees with PyTorch on all {onnx['images']:,} test images "
                   f"(argmax agreement {onnx['argmax_agreement']:.2%}, largest logit difference "
@@ -120,25 +120,25 @@ def model_card(params: Params, metrics: dict[str, Any]) -> str:
 
 
 def write_model_card(params: Params, paths: RunPaths) -> Path:
-    metrics = json.loads(paths.evaluation.read_text())
-    atomic.write_text(paths.card, model_card(params, metrics))
+    evaluation = json.loads(paths.evaluation.read_text())
+    atomic.write_text(paths.card, model_card(params, evaluation))
     return paths.card
 
 
-def recent_line(metrics: dict) -> list[str]:
+def recent_line(evaluation: dict) -> list[str]:
     """The "recent data" slice: the added data's held-out part, when there is data added."""
-    recent = metrics.get("recent")
+    recent = evaluation.get("recent")
     if recent is None:
         return []
     if recent["accuracy"] is None:
         return ["- Recent data: none of the added items is held out for validation yet."]
-    return [f"- Recent data (the {recent['size']} held-out items of {len(metrics['dataset']['increments'])} "
+    return [f"- Recent data (the {recent['size']} held-out items of {len(evaluation['dataset']['increments'])} "
             f"increments): **{recent['accuracy']:.2%}** (loss {recent['loss']:.4f})."]
 
 
-def label_score_lines(metrics: dict) -> list[str]:
+def label_score_lines(evaluation: dict) -> list[str]:
     """How plausible the model finds labels (mnistflow.label_scores): intake's threshold and the known label errors."""
-    scores = metrics.get("label_scores")
+    scores = evaluation.get("label_scores")
     if scores is None:
         return []
     threshold = scores["plausibility"]

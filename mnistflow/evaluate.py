@@ -2,7 +2,7 @@
 confusion matrix, the ONNX export's check, and how plausible the model finds labels
 (mnistflow.label_scores: intake's threshold, and MNIST's known test-label errors).
 
-``metrics.json`` (DVC's metrics: `dvc metrics show`, `dvc exp show`) holds the
+``metrics.json`` (DVC's evaluation: `dvc evaluation show`, `dvc exp show`) holds the
 few numbers people compare, accuracy and loss; ``evaluation.json`` the whole
 record, which the model card, the plots and the service read.
 
@@ -86,7 +86,7 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
     counts = confusion.sum(axis=1)
     # A class with no test images has no accuracy (null), which 0.0 would misstate.
     per_class = [float(confusion[i, i] / counts[i]) if counts[i] else None for i in range(10)]
-    metrics = {
+    evaluation = {
         "val": {"accuracy": val_acc, "loss": val_loss},
         "test": {"accuracy": test_acc, "loss": test_loss,
                  "per_class_accuracy": {names[i]: per_class[i] for i in range(10)}},
@@ -106,15 +106,15 @@ def evaluate(params: Params, data: DeviceData, files: DatasetFiles, runtime: Run
                      "implementation": sys.implementation.name},
     }
     val_probabilities = probabilities(model, data.val)  # once, for the label scores and the drift profile
-    metrics["label_scores"] = label_scores(model, val_probabilities, data.val, data.test, files.dataset)
+    evaluation["label_scores"] = label_scores(model, val_probabilities, data.val, data.test, files.dataset)
     recent = recent_slice(model, data)
     if recent is not None:
-        metrics["recent"] = recent
-        metrics["dataset"]["increments"] = [inc.id for inc in files.increments]
+        evaluation["recent"] = recent
+        evaluation["dataset"]["increments"] = [inc.id for inc in files.increments]
     atomic.write_json(paths.profile, validation_profile(val_probabilities, data, names))
-    atomic.write_json(paths.evaluation, metrics)
-    atomic.write_json(paths.metrics, comparable(metrics))
+    atomic.write_json(paths.evaluation, evaluation)
+    atomic.write_json(paths.metrics, comparable(evaluation))
     # One row per test image, the shape `dvc plots` wants for its confusion template.
     rows = ["actual,predicted"] + [f"{names[a]},{names[p]}" for a, p in zip(actual, predicted)]
     atomic.write_text(paths.predictions, "\n".join(rows) + "\n")
-    return metrics
+    return evaluation

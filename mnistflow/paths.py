@@ -103,15 +103,15 @@ class RunPaths:
 
 @dataclass(frozen=True)
 class Roots:
-    data: Path
+    data_root: Path
     registry: Path
 
 
-def roots(data: str | os.PathLike[str] | None = None, registry: str | os.PathLike[str] | None = None,
+def roots(data_root: str | os.PathLike[str] | None = None, registry: str | os.PathLike[str] | None = None,
           env: dict[str, str] | None = None) -> Roots:
     """The data and registry roots: given > environment > default."""
     env = os.environ if env is None else env
     return Roots(
-        data=Path(data if data is not None else env.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT),
+        data_root=Path(data_root if data_root is not None else env.get(DATA_ROOT_ENV) or DEFAULT_DATA_ROOT),
         registry=Path(registry if registry is not None else env.get(REGISTRY_ENV) or DEFAULT_REGISTRY),
     )

@@ -17,7 +17,7 @@ from . import TASK_DEFAULTS
 @task(name="evaluate", **TASK_DEFAULTS)
 def evaluate_task(params: Params, data: DeviceData, files: DatasetFiles, runtime: Runtime,
                   paths: RunPaths) -> dict[str, Any]:
-    metrics = evaluate(params, data, files, runtime, paths)
+    evaluation = evaluate(params, data, files, runtime, paths)
     get_run_logger().info("validation accuracy %.2f%%, test accuracy %.2f%%",
-                          100 * metrics["val"]["accuracy"], 100 * metrics["test"]["accuracy"])
-    return metrics
+                          100 * evaluation["val"]["accuracy"], 100 * evaluation["test"]["accuracy"])
+    return evaluation

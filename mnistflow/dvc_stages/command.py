@@ -37,8 +37,8 @@ def main(name: str, run: StageRun, description: str | None) -> None:
     def checked_run() -> None:
         from ..preflight import check_run_folder
 
-        params, where = load_params(args.params), roots(data=args.data_root)
-        check_run_folder(args.run_dir, where.data, where.registry)
-        run(params, where.data, RunPaths(args.run_dir))
+        params, where = load_params(args.params), roots(data_root=args.data_root)
+        check_run_folder(args.run_dir, where.data_root, where.registry)
+        run(params, where.data_root, RunPaths(args.run_dir))
 
     run_main(checked_run)

@@ -18,9 +18,9 @@ log = logging.getLogger("mnistflow")
 def run(params: Params, data_root: Path, paths: RunPaths) -> None:
     device, files = device_and_files(params, data_root, paths)
     session = open_session(params, files, paths, device)
-    metrics = evaluate(params, session.data, files, session.runtime, paths)
+    evaluation = evaluate(params, session.data, files, session.runtime, paths)
     log.info("validation accuracy %.2f%%, test accuracy %.2f%%",
-             100 * metrics["val"]["accuracy"], 100 * metrics["test"]["accuracy"])
+             100 * evaluation["val"]["accuracy"], 100 * evaluation["test"]["accuracy"])
 
 
 if __name__ == "__main__":
