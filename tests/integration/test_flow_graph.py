@@ -144,3 +144,32 @@ def test_the_monitor_flow_reads_a_service_in_this_process(params, workdir):
         thread.join(10)
     assert report["judged"] and report["drift"], report  # noise against digits' profile
     assert "confidence" in report["moved"] or "classes" in report["moved"]
+
+
+def test_a_sweep_on_an_in_process_dask_cluster(dataset, workdir):
+    """The sweep flow, called as a function, its trials on a Dask cluster in this process
+    (threads, not worker processes): each trial trained or failed in its own folder, the
+    leaderboard ranks them, and the failure is a row with its reason, not a crash."""
+    import csv
+
+    from distributed import LocalCluster
+
+    from flows.sweep import sweep
+    from lifecycle.sweep_spec import load_spec
+    from tests.helpers import tiny_params, write_params, write_sweep
+
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    spec = load_spec(write_sweep(workdir / "sweep.yaml", base=str(workdir / "params.yaml"),
+                                grid={"train.stages.0.lr": [0.5, 1e30]}))
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster:
+        state = sweep(spec=spec, runs_root=workdir / "runs", data_root=workdir / "data",
+                      dask_address=cluster.scheduler_address, return_state=True)
+    result = state.result()
+    assert (result["trials"], result["failed"]) == (2, 1)
+    with open(workdir / "runs/tiny/leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["completed", "failed"] and "training loss is" in rows[1]["reason"]
+    assert result["best"] == rows[0]["trial"] and (workdir / "runs/tiny" / rows[0]["trial"] / "model.pt").exists()
+    names = task_run_names(state)
+    assert names == ["download", "mnist-sweep-trials-0", "leaderboard"]  # the trials run in their own subflow
+    assert rows[0]["worker"].startswith("inproc://"), rows[0]["worker"]  # on the cluster in this process
