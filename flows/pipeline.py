@@ -129,7 +129,7 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: Devic
         paths.last_checkpoint.unlink(missing_ok=True)
     with training_record(paths, device) as took:
         for index in range(len(params.train.run_stages)):
-            train_stage(params, data, runtime, files.digest, index, paths, progress, warm_start)
+            train_stage(params, data, runtime, files, index, paths, progress, warm_start)
     evaluation = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
                else evaluate(params, data, files, runtime, paths))
     plots = plot(paths, params.plot)

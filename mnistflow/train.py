@@ -215,7 +215,7 @@ def _finite(train_loss: float, history: list[dict[str, Any]], where: str, lr: fl
         raise NonFiniteLossError(f"{where}: training loss is {train_loss} (lr {lr} too high?); {kept}")
 
 
-def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
+def train_stage(params: Params, data: DeviceData, runtime: Runtime, files: DatasetFiles,
                 stage_index: int, paths: RunPaths, on_epoch: EpochCallback = log_progress,
                 warm_start: WarmStart | None = None) -> Path:
     """Run (or finish) one training stage; returns the checkpoint path.
@@ -228,7 +228,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
     spans = stage_spans(params)
     span, stage, last = spans[stage_index], params.train.run_stages[stage_index], stage_index == len(spans) - 1
     arch = architecture(params.model, data.shape)
-    start = start_stage(params, arch, runtime.torch, data_digest, paths.last_checkpoint, warm_start)
+    start = start_stage(params, arch, runtime.torch, files.digest, paths.last_checkpoint, warm_start)
     model, average, history = start.model, start.average, start.history
     epochs = _epochs_left(start, span, stage_index, last, paths.last_checkpoint)
     if epochs:  # a stage already done (a run resumed after it) needs no optimizer
@@ -253,7 +253,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
             model={k: v.detach().cpu() for k, v in model.state_dict().items()},
             optimizer=optimizer.state_dict(),
             completed_epochs=epoch + 1, stage=stage_index + 1, stage_epoch=stage_epoch + 1,
-            history=history, params_digest=params.digest(), data_digest=data_digest, code_digest=running_code_digest(),
+            history=history, params_digest=params.digest(), data_digest=files.digest, code_digest=running_code_digest(),
             **_started_from(warm_start), **({"ema": average.state()} if average is not None else {}),
         )
         _write_history(paths.history, history)
@@ -262,7 +262,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, data_digest:
                              train_loss=train_loss, val_loss=val_loss, val_accuracy=val_accuracy,
                              seconds=time.perf_counter() - started))
     if last:
-        _save_trained(params, start, arch, data, data_digest, runtime, paths, spans[-1].end_epoch, warm_start)
+        _save_trained(params, start, arch, data, files, runtime, paths, spans[-1].end_epoch, warm_start)
     return paths.last_checkpoint
 
 
@@ -270,7 +270,7 @@ def _started_from(warm_start: WarmStart | None) -> dict[str, str]:
     return {"warm_start": warm_start.sha256} if warm_start else {}
 
 
-def _save_trained(params: Params, start: StageStart, arch: dict[str, Any], data: DeviceData, data_digest: str,
+def _save_trained(params: Params, start: StageStart, arch: dict[str, Any], data: DeviceData, files: DatasetFiles,
                   runtime: Runtime, paths: RunPaths, epochs: int, warm_start: WarmStart | None) -> None:
     """model.pt: the trained network (its average, when kept) and how to feed it."""
     if not start.history:  # resumed from a finished checkpoint with no history kept
@@ -279,7 +279,7 @@ def _save_trained(params: Params, start: StageStart, arch: dict[str, Any], data:
     save_model(
         paths.model, start.evaluated, architecture=arch,
         input_scaling={"scale": 1 / 255, "mean": data.mean, "std": data.std},
-        dataset=params.data.dataset, data_digest=data_digest, params_digest=params.digest(),
+        dataset=files.dataset, data_digest=files.digest, params_digest=params.digest(),
         epochs=epochs, device=str(runtime.torch), device_reason=runtime.device.reason, **_started_from(warm_start),
     )
 
@@ -314,6 +314,6 @@ def train_all(params: Params, session: Session, files: DatasetFiles, paths: RunP
     check_init(params, warm_start)  # before any epoch, and before training.json is touched
     with training_record(paths, session.runtime.device):
         for index in range(len(params.train.run_stages)):
-            checkpoint = train_stage(params, session.data, session.runtime, files.digest, index, paths, on_epoch,
+            checkpoint = train_stage(params, session.data, session.runtime, files, index, paths, on_epoch,
                                      warm_start)
     return checkpoint

@@ -11,6 +11,7 @@ from uuid import UUID
 from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from mnistflow.dataset_files import DatasetFiles
 from mnistflow.device import Runtime
 from mnistflow.params import Params
 from mnistflow.paths import RunPaths
@@ -78,7 +79,7 @@ def _run_name() -> str:
 # A retry resumes from the last epoch's checkpoint, not from epoch 0.
 @task(name="train-stage", task_run_name=_run_name, retries=1, retry_delay_seconds=2,
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
-def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, data_digest: str,
+def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, files: DatasetFiles,
                      stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None,
                      warm_start: WarmStart | None = None) -> Path:
     logger = get_run_logger()
@@ -88,4 +89,4 @@ def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, data_di
         logger.info("%s", format_progress(report))
         progress.update(report)
 
-    return train_stage(params, data, runtime, data_digest, stage_index, paths, on_epoch, warm_start)
+    return train_stage(params, data, runtime, files, stage_index, paths, on_epoch, warm_start)

@@ -17,13 +17,13 @@ from tests.helpers import cpu_runtime, prepare, tiny_params, train_every_stage
 def test_stages_train_checkpoint_evaluate_and_plot(workdir, params, paths):
     files, splits = prepare(params, workdir, paths)
     out = paths
-    train_stage(params, splits, cpu_runtime(), files.digest, 0, out)
+    train_stage(params, splits, cpu_runtime(), files, 0, out)
     state = load_checkpoint(out.last_checkpoint)
     assert (state["completed_epochs"], state["stage"], state["stage_epoch"]) == (2, 1, 2)
     assert {"model", "optimizer", "history", "params_digest", "data_digest"} <= set(state)
     assert "rng" not in state  # each epoch is seeded from (seed, epoch): no RNG state to restore
     assert not out.model.exists()  # only the last stage exports the model
-    train_stage(params, splits, cpu_runtime(), files.digest, 1, out)
+    train_stage(params, splits, cpu_runtime(), files, 1, out)
     history = out.history.read_text().splitlines()
     assert history[0].startswith("epoch,stage,stage_epoch,lr,train_loss,val_loss,val_accuracy")
     assert [line.split(",")[1] for line in history[1:]] == ["1", "1", "2", "2"]
@@ -81,7 +81,7 @@ def test_checkpoint_from_other_params_is_not_resumed(workdir, params, paths, cap
 def test_later_stage_without_earlier_one_is_refused(workdir, params, paths):
     files, splits = prepare(params, workdir, paths)
     with pytest.raises(MnistflowError, match="stage 2 cannot start"):
-        train_stage(params, splits, cpu_runtime(), files.digest, 1, paths)
+        train_stage(params, splits, cpu_runtime(), files, 1, paths)
 
 
 def test_non_finite_loss_names_stage_and_epoch_and_keeps_good_outputs(workdir, params, paths):
@@ -92,7 +92,7 @@ def test_non_finite_loss_names_stage_and_epoch_and_keeps_good_outputs(workdir, p
                                      train={"stages": [{"epochs": 2, "lr": 1e30}]}))
     with pytest.raises(NonFiniteLossError, match=r"stage 1 epoch 1: training loss is (nan|inf) .*; no epoch had "
                                                  "finished, so nothing was written"):
-        train_stage(exploding, splits, cpu_runtime(), files.digest, 0, paths)
+        train_stage(exploding, splits, cpu_runtime(), files, 0, paths)
     assert {p: p.read_bytes() for p in before} == before
 
 
@@ -103,7 +103,7 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(workdir, params, paths):
     paths.checkpoints.mkdir(parents=True)
     paths.last_checkpoint.write_bytes(b"not a zip at all")
     with pytest.raises(MnistflowError, match="last.pt: corrupt or not a checkpoint.*delete it"):
-        train_stage(params, splits, cpu_runtime(), files.digest, 0, paths)
+        train_stage(params, splits, cpu_runtime(), files, 0, paths)
 
 
 def test_checkpoints_refuse_pickled_code(workdir, tmp_path):
