@@ -1,7 +1,13 @@
 """Request bodies, read within bounds before they are parsed: the byte limit first,
 then JSON or a multipart form, then pixels or pictures (pictures within the
 decoders' shared budget, serving.decoding). Every refusal is an HTTPException
-with a one-line detail naming what is wrong."""
+with a one-line detail naming what is wrong.
+
+The JSON bodies are pydantic models, whose schemas the OpenAPI document gives
+(serving.openapi). A correction is validated by its model, and a field's
+description is also the line that refuses it. Pixels are checked by hand: a
+batch is up to 1024 x 784 numbers, which numpy checks at once, and a refusal
+names the image, row and column that is out of range."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from pictures.imaging import ImageError, to_model_input
@@ -18,6 +25,47 @@ from .decoding import TooManyPixels, decode_within_budget
 
 MAX_UPLOAD_BYTES = 8 * 2**20  # a request body; a batch of 256 PNG digits is well under 1 MiB
 MAX_BATCH = 1024  # images per request
+MAX_PREDICTED_CHARS = 64
+
+Image = list[float]                  # H*W values
+Rows = list[list[float]]             # H rows of W, or a list of flat images
+Images = list[list[list[float]]]     # a list of images as rows
+
+
+class Pixels(BaseModel):
+    """POST /predict's JSON body (its schema; pixels_from_json checks it)."""
+
+    pixels: Image | Rows | Images = Field(
+        description="one image (H*W values, or H rows of W) or a list of images; values in [0, 1], light on dark")
+
+
+class Correction(BaseModel):
+    """POST /feedback's body: a correction from the page. Each description is also
+    the one line that refuses a bad value of its field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)  # an unknown field is refused, never stored
+
+    image: str = Field(description="required, the picture as a PNG data URL or base64")
+    label: int | str = Field(description="required, the right class: its number or its name")
+    model_sha256: str = Field(pattern="^[0-9a-f]{64}$",
+                              description="required, the sha256 of the model that answered (64 hex digits)")
+    predicted: str | None = Field(None, max_length=MAX_PREDICTED_CHARS, description=(
+        f"the label the model answered, at most {MAX_PREDICTED_CHARS} characters"))
+
+
+def correction_from_json(payload: Any) -> Correction:
+    """The correction, or a ValueError whose message is one line naming the first bad field."""
+    try:
+        return Correction.model_validate(payload)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            raise ValueError(f"{field[:40]!r}: not a field of a correction "
+                             f"(fields: {', '.join(Correction.model_fields)})") from None
+        if field not in Correction.model_fields:  # not an object at all
+            raise ValueError("body: a correction is a JSON object with image, label and model_sha256") from None
+        raise ValueError(f"{field}: {Correction.model_fields[field].description}") from None
 
 
 def json_body(body: bytes) -> Any:

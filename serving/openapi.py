@@ -2,8 +2,8 @@
 
 The routes read their bodies themselves, as bytes, so that the byte and pixel
 budgets come before any parsing (``/predict`` takes four kinds of body). So
-FastAPI cannot see them: the JSON bodies are pydantic models here, and their
-JSON schemas are what the document gives; a schema fuzzer (schemathesis,
+FastAPI cannot see them: the JSON bodies are pydantic models (serving.bodies),
+and their JSON schemas are what the document gives; a schema fuzzer (schemathesis,
 tests/integration/test_service_bounds.py) then reaches the real inputs, and finds no status
 the document does not list.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from .bodies import Correction, Pixels
 
 ERROR = {"content": {"application/json": {"schema": {
     "type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}}}}
@@ -20,29 +20,6 @@ ERROR = {"content": {"application/json": {"schema": {
 
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, **ERROR}
-
-
-Image = list[float]                  # H*W values
-Rows = list[list[float]]             # H rows of W, or a list of flat images
-Images = list[list[list[float]]]     # a list of images as rows
-
-
-class Pixels(BaseModel):
-    """POST /predict's JSON body."""
-
-    pixels: Image | Rows | Images = Field(
-        description="one image (H*W values, or H rows of W) or a list of images; values in [0, 1], light on dark")
-
-
-class Correction(BaseModel):
-    """POST /feedback's body: a correction from the page."""
-
-    model_config = ConfigDict(extra="forbid")  # an unknown field is refused (serving.inbox.FIELDS)
-
-    image: str = Field(description="the picture, a PNG data URL or base64")
-    label: int | str = Field(description="the right class: its number or its name")
-    model_sha256: str = Field(pattern="^[0-9a-f]{64}$", description="the model that answered")
-    predicted: int | str | None = Field(None, description="what the model answered (at most 64 characters)")
 
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -20,9 +20,9 @@ from mnistflow.inference import Predictor
 
 from . import openapi
 from .answers import answers
-from .bodies import json_body, pixels_from_json, prepared, read_body, uploaded
+from .bodies import correction_from_json, json_body, pixels_from_json, prepared, read_body, uploaded
 from .clients import FeedbackAccess
-from .inbox import FIELDS, Inbox, Refused
+from .inbox import Inbox, Refused
 from .metrics import NoMetrics, ServiceMetrics
 from .model_file import ModelFiles
 from .model_holder import ModelHolder
@@ -146,19 +146,19 @@ async def take_feedback(request: Request, inbox: Inbox, predictor: Predictor | N
         payload = json_body(body)
     except ValueError as exc:
         raise Refused(400, str(exc)) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("image"), str):
-        raise Refused(422, "image: required, the picture as a PNG data URL or base64")
-    unknown = sorted(set(payload) - FIELDS)
-    if unknown:
-        raise Refused(422, f"{unknown[0][:40]!r}: not a field of a correction (fields: {', '.join(sorted(FIELDS))})")
-    encoded = payload["image"].split(",", 1)[1] if payload["image"].startswith("data:") else payload["image"]
+    try:
+        correction = correction_from_json(payload)
+    except ValueError as exc:
+        raise Refused(422, str(exc)) from None
+    image = correction.image
+    encoded = image.split(",", 1)[1] if image.startswith("data:") else image
     try:
         picture = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise Refused(422, "image: not valid base64") from None
     labels = predictor.labels if predictor is not None else class_labels(None)
-    return await run_in_threadpool(inbox.add, picture, payload.get("label"), payload.get("model_sha256"),
-                                   payload.get("predicted"), labels, predictor and predictor.sha256, client)
+    return await run_in_threadpool(inbox.add, picture, correction.label, correction.model_sha256,
+                                   correction.predicted, labels, predictor and predictor.sha256, client)
 
 
 def beside(predictor: Predictor, files: ModelFiles) -> dict[str, Any]:
