@@ -8,8 +8,8 @@ published test set) on which a champion is trained with the default recipe;
 then the last 5,000 training images arrive through intake (the gate and the
 increment of lifecycle/intake.py, as ``python -m flows.intake`` runs them).
 On base + increment, for each seed: the default recipe from scratch (10 epochs)
-and ``train.init: champion`` with the default ``train.warm_stages`` (2 epochs
-at lr 0.1) from that seed's champion. Prints each run, then mean, spread and
+and a warm start (the retrain's ``--warm-start``: Params.warm_started) with the
+default ``train.warm_stages`` (2 epochs at lr 0.1) from that seed's champion. Prints each run, then mean, spread and
 the ratio of training times; asserts nothing (times here are noisy).
 """
 
@@ -59,7 +59,7 @@ def late_data(mirror: Path, work: Path, increment: int) -> tuple[dict, Path]:
 
 
 def run(raw: dict, files, folder: Path, warm_start: WarmStart | None = None) -> dict:
-    params = validate(raw)
+    params = validate(raw).warm_started() if warm_start else validate(raw)
     paths = RunPaths(folder)
     seconds, session = time_training(params, files, paths, warm_start)
     metrics = evaluate(params, session.data, files, session.runtime, paths)
@@ -110,8 +110,7 @@ def main() -> None:
     for seed, champion in enumerate(champions):
         scratch.append(run({"data": data, "train": {"seed": seed}}, files, args.work / f"scratch-{seed}"))
         start = WarmStart(champion["model"], atomic.sha256_of(champion["model"]))
-        warm.append(run({"data": data, "train": {"seed": seed, "init": "champion"}}, files,
-                        args.work / f"warm-{seed}", start))
+        warm.append(run({"data": data, "train": {"seed": seed}}, files, args.work / f"warm-{seed}", start))
         print(f"seed {seed}: scratch {100 * scratch[-1]['test']:.2f}% in {scratch[-1]['seconds']:.2f} s, "
               f"warm {100 * warm[-1]['test']:.2f}% in {warm[-1]['seconds']:.2f} s "
               f"(recent data: {100 * scratch[-1]['recent']:.2f}% vs {100 * warm[-1]['recent']:.2f}%)")

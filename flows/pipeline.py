@@ -115,7 +115,7 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: Devic
     every trial, only for the one promoted (``hand_off_tasks``). ``from_scratch``
     drops the run's checkpoint first, so a finished run trains again. ``label`` ends
     every task run's name (a sweep's trial id), so each log line says whose it is.
-    ``warm_start``: the champion a run with ``train.init: champion`` fine-tunes."""
+    ``warm_start``: the champion a warm-started run (Params.warm_started) fine-tunes."""
     check_init(params, warm_start)  # before anything is written
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     split, tensors, train_stage, evaluate, plot = (labelled(t, label) for t in (

@@ -5,7 +5,9 @@
    trained with, say so and stop (seconds, no training); likewise when only
    data was added and fewer than ``min_new_items`` items.
 2. Otherwise train a challenger with the same tasks as the training flow; with
-   ``train.init: champion`` it fine-tunes the champion for ``train.warm_stages``.
+   ``warm_start`` it fine-tunes the champion for ``train.warm_stages`` (the
+   deployment's data-added trigger asks for it; its weekly schedule trains the
+   whole recipe from scratch).
 3. Judge challenger and champion on the same test tensors (the current test
    set, each under its own input scaling); promote the challenger only if its
    test accuracy is at least the champion's plus ``promotion_margin``.
@@ -54,7 +56,7 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                registry_dir: Path | None = None, device: DeviceChoice | None = None,
                from_scratch: bool = False, min_new_items: int = 0, stale_after_days: float = 14.0,
                trigger: dict[str, Any] | None = None,
-               min_recent_accuracy: float = MIN_RECENT_ACCURACY) -> dict[str, Any]:
+               min_recent_accuracy: float = MIN_RECENT_ACCURACY, warm_start: bool = False) -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -78,6 +80,9 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
             mnistflow.data.added event's increment, count and classes); kept in the record.
         min_recent_accuracy: hold a challenger for review, however good its test accuracy, when
             it agrees with fewer of the new items' held-out labels than this (flows/promotion.py).
+        warm_start: fine-tune the champion for train.warm_stages instead of training
+            train.stages from scratch (with no champion yet, from scratch). The deployment's
+            trigger on added data sets it; params.yaml cannot, so `dvc repro` never needs a champion.
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -102,16 +107,16 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                                      key="training-report")
             return {"trained": False, "promoted": False, "reason": reason}
 
-        run_params, warm_start, version = starting_point(params, champion, registry_paths, files)
-        record["warm_start"] = warm_start and {"model_sha256": warm_start.sha256, "version": version}
+        run_params, start, version = starting_point(params, warm_start, champion, registry_paths, files)
+        record["warm_start"] = start and {"model_sha256": start.sha256, "version": version}
         result = run_pipeline(run_params, paths, where.data_root, device, files, from_scratch=from_scratch,
-                              warm_start=warm_start)
+                              warm_start=start)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
                                      DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.evaluation,
                                      min_recent_accuracy=min_recent_accuracy)
         report_task(result.evaluation, paths.history, result.plots,
                     {"promoted": decision.promote, "reason": decision.reason,
-                     "note": record["staleness"]["message"]})
+                     "note": started_note(version) + record["staleness"]["message"]})
     return {"trained": True, "promoted": decision.promote, "reason": decision.reason,
             "test_accuracy": decision.challenger_accuracy, "warm_start": record["warm_start"]}
 
@@ -164,35 +169,40 @@ def staleness(files: DatasetFiles, stale_after_days: float) -> dict[str, Any]:
             + f"newest data added {newest}"}
 
 
-def starting_point(params: Params, champion: dict[str, Any] | None, registry_paths: RegistryPaths,
+def started_note(version: int | None) -> str:
+    return f"warm-started from version {version}; " if version is not None else "trained from scratch; "
+
+
+def starting_point(params: Params, warm_start: bool, champion: dict[str, Any] | None, registry_paths: RegistryPaths,
                    files: DatasetFiles) -> tuple[Params, WarmStart | None, int | None]:
-    """The params to train, the model to start from and its version: the champion for
-    ``train.init: champion`` (checked by read_champion), or from scratch when there is none
-    yet. Never a model that learned from data since retracted (lifecycle.retraction): then
-    the newest version that did not, or from scratch."""
+    """The params to train, the model to start from and its version: with ``warm_start``, the
+    champion (checked by read_champion), or from scratch when there is none yet. Never a
+    model that learned from data since retracted (lifecycle.retraction): then the newest
+    version that did not, or from scratch."""
     logger = get_run_logger()
-    if params.train.init != "champion":
+    if not warm_start:
+        logger.info("training from scratch (train.stages); a warm start fine-tunes the champion instead")
         return params, None, None
     if champion is None:
-        logger.info("train.init: champion, but there is no champion yet: training from scratch")
-        return params.from_scratch(), None, None
+        logger.info("warm start asked, but there is no champion yet: training from scratch")
+        return params, None, None
     present = {inc.id for inc in files.increments}
     records = versions.version_records(registry_paths)
     number = champion.get("version")
     gone = learned_increments(records, number) - present if number is not None else set()
     if not gone:
         logger.info("warm start from the champion, version %s", number)
-        return params, WarmStart(registry_paths.champion_model, champion["model_sha256"]), number
+        return params.warm_started(), WarmStart(registry_paths.champion_model, champion["model_sha256"]), number
     for earlier in sorted(records, reverse=True):
         if not learned_increments(records, earlier) - present:
             record = versions.read_version(registry_paths, earlier)  # its model checked against its record
             logger.info("the champion (version %s) learned from increments no longer in the data (%s): warm start "
                         "from version %s, the newest that did not", number, ", ".join(sorted(gone)), earlier)
-            return params, WarmStart(versions.versions_dir(registry_paths) / str(earlier) / "model.pt",
-                                     record["model_sha256"]), earlier
+            return params.warm_started(), WarmStart(versions.versions_dir(registry_paths) / str(earlier) / "model.pt",
+                                                    record["model_sha256"]), earlier
     logger.info("every version learned from increments no longer in the data (%s): training from scratch",
                 ", ".join(sorted(gone)))
-    return params.from_scratch(), None, None
+    return params, None, None
 
 
 def main() -> None:

@@ -224,12 +224,22 @@ class TrainParams(_Section):
     # reduce-overhead: on CUDA, also replay each step's kernels as a CUDA graph (small
     # batches are launch-bound there); elsewhere the same as true.
     compile: bool | Literal["reduce-overhead"] = False
-    # scratch: a new network from train.seed, for train.stages. champion: fine-tune
-    # the registry's champion (the retrain flow hands it over) for train.warm_stages;
-    # with no champion yet, the run trains from scratch.
+    # How this run starts. Never a params file's choice: a file says scratch (a new
+    # network from train.seed, for train.stages), so `dvc repro` always reproduces
+    # it. "champion" is set by the retrain flow alone, when asked to warm-start
+    # (Params.warm_started): it fine-tunes the champion for train.warm_stages.
     init: Literal["scratch", "champion"] = "scratch"
     warm_stages: list[StageParams] = Field(default_factory=lambda: [StageParams(epochs=2, lr=0.1)], min_length=1,
                                            max_length=MAX_STAGES)
+
+    @field_validator("init")
+    @classmethod
+    def _scratch_in_files(cls, init: str) -> str:
+        if init != "scratch":
+            raise ValueError(f"{init!r}: warm starting is retraining's choice, not a param (leave train.init out): "
+                             "`python -m flows.retrain --warm-start`, or the retrain deployment's warm_start "
+                             "(on for runs that added data start)")
+        return init
 
     @model_validator(mode="after")
     def _bounded_epochs(self) -> "TrainParams":
@@ -284,9 +294,10 @@ class Params(_Section):
                 raise ValueError(problem)
         return self
 
-    def from_scratch(self) -> "Params":
-        """These params, training from scratch (a warm start with no champion to start from)."""
-        return self.model_copy(update={"train": self.train.model_copy(update={"init": "scratch"})})
+    def warm_started(self) -> "Params":
+        """These params, fine-tuning the champion for train.warm_stages: the retrain flow's
+        choice (its warm_start), which a params file cannot make (TrainParams.init)."""
+        return self.model_copy(update={"train": self.train.model_copy(update={"init": "champion"})})
 
     def digest(self) -> str:
         """The params digest: what a checkpoint must match to be resumed from, and

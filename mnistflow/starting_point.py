@@ -29,7 +29,7 @@ log = logging.getLogger("mnistflow.train")
 
 @dataclass(frozen=True)
 class WarmStart:
-    """The model a run with ``train.init: champion`` fine-tunes: the champion's file and
+    """The model a warm-started run (Params.warm_started) fine-tunes: the champion's file and
     the sha256 it was promoted with (recorded in the checkpoint and model.pt, so a
     resume and a re-run start from exactly the same weights)."""
 
@@ -39,13 +39,13 @@ class WarmStart:
 
 def _warm_weights(warm_start: WarmStart, arch: dict[str, Any]) -> dict[str, torch.Tensor]:
     if atomic.sha256_of(warm_start.path) != warm_start.sha256:
-        raise MnistflowError(f"train.init: champion: {warm_start.path} is no longer the champion "
+        raise MnistflowError(f"warm start: {warm_start.path} is no longer the champion "
                              f"{warm_start.sha256[:12]} this run started from; run it again")
     champion, info = load_model(warm_start.path)
     if info["architecture"] != arch:
         raise MnistflowError(
-            f"train.init: champion: the champion {warm_start.path} is {info['architecture']}, these params build "
-            f"{arch}; train from scratch (train.init: scratch) or give the champion's model section")
+            f"warm start: the champion {warm_start.path} is {info['architecture']}, these params build "
+            f"{arch}; retrain without --warm-start (warm_start: false), or give the champion's model section")
     return champion.state_dict()
 
 
@@ -62,8 +62,8 @@ def load_state(target: torch.nn.Module | torch.optim.Optimizer, state: Any, path
 def check_init(params: Params, warm_start: WarmStart | None) -> None:
     if params.train.init == "champion" and warm_start is None:
         raise MnistflowError(
-            "train.init: champion fine-tunes the registry's champion, which only the retrain flow hands to "
-            "training (python -m flows.retrain, or the retrain deployment); here set train.init: scratch")
+            "warm start: params that fine-tune the champion need the champion, which only the retrain flow "
+            "hands to training (python -m flows.retrain --warm-start)")
 
 
 def _resume_state(params: Params, data_digest: str, path: Path,

@@ -221,7 +221,7 @@ def train_stage(params: Params, data: DeviceData, runtime: Runtime, files: Datas
     """Run (or finish) one training stage; returns the checkpoint path.
 
     After the last stage the trained network is also exported to ``model.pt``.
-    ``warm_start``: the champion, for ``train.init: champion``.
+    ``warm_start``: the champion, for a warm-started run (Params.warm_started).
     """
     check_init(params, warm_start)
     warm_start = warm_start if params.train.init == "champion" else None

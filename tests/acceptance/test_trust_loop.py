@@ -50,7 +50,7 @@ def world(real_mnist, prefect_server, tmp_path_factory):
     # MLP tells too little apart to catch 95% of a flood (bench.label_trust; docs/operations.md).
     preset = yaml.safe_load((REPO / "presets" / "cnn-fast.yaml").read_text())
     data = {**preset["data"], "dataset": "custom", "mirrors": [str(work / "made" / "mirror")], "checksums": checksums}
-    train = {**preset["train"], "init": "champion", "warm_stages": [{"epochs": 1, "lr": 0.001}]}
+    train = {**preset["train"], "warm_stages": [{"epochs": 1, "lr": 0.001}]}
     write_params(work / "params.yaml", {**preset, "data": data, "train": train})
     env = {**prefect_server.env}
     first = run([sys.executable, "-m", "flows.retrain", "--no-dvc-version"], work, env, check=True)
@@ -61,7 +61,7 @@ def world(real_mnist, prefect_server, tmp_path_factory):
 
 
 def retrain(world) -> dict:
-    result = run([sys.executable, "-m", "flows.retrain", "--no-dvc-version", "--promotion-margin", "-0.01"],
+    result = run([sys.executable, "-m", "flows.retrain", "--no-dvc-version", "--warm-start", "--promotion-margin", "-0.01"],
                  world["work"], world["env"], check=True)
     records = sorted((world["work"] / "registry" / "runs").glob("*.json"))
     return {"stdout": result.stdout, "record": json.loads(records[-1].read_text())}

@@ -54,7 +54,7 @@ def loop(tmp_path_factory, loop_server):
     checksums = write_dataset(root / "mirror")
     repo = copy_repo(root / "repo")
     project = Project(repo, prefect_server, root / "mirror", checksums)
-    params = project.params(train={"init": "champion", "warm_stages": [{"epochs": 1, "lr": 0.05}]})
+    params = project.params(train={"warm_stages": [{"epochs": 1, "lr": 0.05}]})
     write_params(repo / "params.yaml", params)
     # A loop that must promote on tiny, noisy data: tolerate a small loss, retrain on 100 new items.
     spec = yaml.safe_load((repo / "prefect.yaml").read_text())
@@ -105,6 +105,12 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
         assert triggered["state_type"] == "COMPLETED", loop.logs(triggered["id"], wait=0)
         assert triggered["parameters"]["trigger"]["increment"] == increment.name
         assert triggered["parameters"]["trigger"]["count"] == manifest["counts"]["accepted"]
+        # Warm starting is the trigger's choice (prefect.yaml), not params.yaml's, and the log says from what.
+        assert triggered["parameters"]["warm_start"] is True
+        assert "warm start from the champion, version 1" in loop.logs(triggered["id"], "warm start from")
+        # The retrain's git commit of dvc.lock agrees with the committed params.yaml: nothing is dirty.
+        assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+        assert git(repo, "status", "--porcelain", "--", "params.yaml", "dvc.lock") == ""
         champion = json.loads((registry / "champion/record.json").read_text())
         assert champion["version"] == 2 and champion["run_id"] == triggered["id"]
         assert champion["warm_start"]["model_sha256"] == base["model_sha256"]

@@ -288,8 +288,7 @@ def test_warm_start_fine_tunes_the_champion_and_records_which(dataset, files, wo
     train_all(scratch, _session(scratch, files, champion_run), files, champion_run, quiet)
     start = WarmStart(champion_run.model, atomic.sha256_of(champion_run.model))
 
-    warm = validate(tiny_params(directory, checksums, train={"init": "champion",
-                                                              "warm_stages": [{"epochs": 1, "lr": 0.05}]}))
+    warm = validate(tiny_params(directory, checksums, train={"warm_stages": [{"epochs": 1, "lr": 0.05}]})).warm_started()
     assert warm.digest() != scratch.digest()
     run = RunPaths(workdir / "warm")
     session = _session(warm, files, run)
@@ -302,10 +301,10 @@ def test_warm_start_fine_tunes_the_champion_and_records_which(dataset, files, wo
     assert load_model(run.model)[1]["warm_start"] == start.sha256
     assert "warm_start" not in load_model(champion_run.model)[1]  # a run from scratch carries no such key
 
-    with pytest.raises(MnistflowError, match="train.init: champion fine-tunes the registry's champion"):
+    with pytest.raises(MnistflowError, match="^warm start: params that fine-tune the champion need the champion"):
         train_all(warm, session, files, RunPaths(workdir / "none"), quiet)
-    wide = validate(tiny_params(directory, checksums, model={"hidden": [24]}, train={"init": "champion"}))
-    with pytest.raises(MnistflowError, match=r"^train.init: champion: the champion .* these params build"):
+    wide = validate(tiny_params(directory, checksums, model={"hidden": [24]})).warm_started()
+    with pytest.raises(MnistflowError, match=r"^warm start: the champion .* these params build"):
         train_all(wide, _session(wide, files, RunPaths(workdir / "wide")), files, RunPaths(workdir / "wide"),
                   quiet, warm_start=start)
 
@@ -314,9 +313,7 @@ def test_warm_stages_change_no_digest_of_a_run_from_scratch(params):
     raw = params.model_dump(mode="json")
     raw["train"]["warm_stages"] = [{"epochs": 7, "lr": 0.3}]
     assert validate(raw).digest() == params.digest()
-    raw["train"]["init"] = "champion"
-    assert validate(raw).digest() != params.digest()
-    assert validate(raw).from_scratch().digest() == params.digest()
+    assert validate(raw).warm_started().digest() != params.digest()
 
 
 # -- property tests of intake's parsers -----------------------------------------------------------------
@@ -345,18 +342,18 @@ def test_any_csv_yields_a_reason_for_every_row_it_cannot_use(tmp_path_factory, r
     assert len(candidates) <= len(rows)
 
 
-def test_the_dvc_train_stage_refuses_a_warm_start_in_one_line(dataset, workdir):
-    from tests.helpers import stage, write_params
+def test_a_params_file_cannot_ask_for_a_warm_start(dataset, workdir):
+    """Warm starting is retraining's choice (its warm_start), so `dvc repro` and the train
+    flow never need a champion: a params file asking for one is refused in one line."""
+    from mnistflow.params import load_params
+    from tests.helpers import write_params
 
-    directory, checksums = dataset
-    write_params(workdir / "params.yaml", tiny_params(directory, checksums, train={"init": "champion"}))
-    for name in ("download", "split"):
-        assert stage(workdir, name, args=["--data-root", "data", "--run-dir", "outputs"]).returncode == 0
-    result = stage(workdir, "train", args=["--data-root", "data", "--run-dir", "outputs"])
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "mnistflow: error: train.init: champion fine-tunes the registry's champion")
-    assert not (workdir / "outputs/checkpoints").exists() and not (workdir / "outputs/training.json").exists()
+    path = write_params(workdir / "params.yaml", tiny_params(*dataset, train={"init": "champion"}))
+    with pytest.raises(MnistflowError) as refused:
+        load_params(path)
+    line = str(refused.value)
+    assert "\n" not in line and line.startswith(f"{path}: train.init: 'champion': warm starting is retraining's")
+    assert "python -m flows.retrain --warm-start" in line
 
 
 def test_intake_moves_the_inbox_items_it_read_to_taken(params, files, data_root, tmp_path):
