@@ -57,12 +57,17 @@ def ensure_outputs_limit() -> None:
     Prefect does not enforce a limit nobody created, and warns about it on every run."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     with get_client(sync_client=True) as client:
+        try:  # read first: a create that finds the limit leaves a 40-line IntegrityError in the server's log
+            client.read_global_concurrency_limit_by_name(OUTPUTS_LIMIT)
+            return
+        except ObjectNotFound:
+            pass
         try:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=OUTPUTS_LIMIT, limit=1))
-        except ObjectAlreadyExists:  # made by an earlier run, or by hand with another size
+        except ObjectAlreadyExists:  # another run made it between the read and the create
             pass
 
 

@@ -95,8 +95,9 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         champion = registry.read_champion(registry_paths)
         record = new_record(params, files, "retrain")
         record.update(trigger=trigger, staleness=staleness(files, stale_after_days))
-        if record["staleness"]["stale"]:
-            logger.warning("%s", record["staleness"]["message"])
+        if record["staleness"]["stale"]:  # data stopped arriving; a project that never adds any is told, not warned
+            (logger.warning if record["staleness"]["days"] is not None else logger.info)(
+                "%s", record["staleness"]["message"])
         reason = skip_reason(champion, record, files, min_new_items)
         if reason is not None:
             logger.info(reason)

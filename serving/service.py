@@ -28,6 +28,7 @@ The routes are ``serving.routes``; this module makes the app and runs it.
 from __future__ import annotations
 
 import argparse
+import socket
 import logging
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,23 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     return app
 
 
+def bound_socket(host: str, port: int) -> socket.socket:
+    """The listening socket uvicorn serves on, bound here so that a taken port is the user's
+    one line (and exit 2), not uvicorn's error after "serving on"."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listening = socket.socket(family, socket.SOCK_STREAM)
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: no wait after a restart
+        listening.bind((host, port))
+    except OSError as exc:
+        raise MnistflowError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                             "stop what serves there, or give another --port (or --host)") from None
+    except OverflowError:
+        raise MnistflowError(f"--port {port}: not a port (0-65535)") from None
+    listening.set_inheritable(True)
+    return listening
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m serving.service", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
                          metrics=not args.no_metrics, access=access)
         if files.why:
             log.info("%s", files.why)
+        listening = bound_socket(args.host, args.port)  # before "serving": a taken port is one line
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
         from mnistflow.private_api import enabled
 
@@ -112,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
 
         # proxy_headers off: request.client is the socket's peer; FeedbackAccess alone believes
         # X-Forwarded-For, and only from the proxies the operator lists.
-        uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log, log_level="warning",
-                    http=HeaderDeadline if enabled("header-deadline") else "h11", proxy_headers=False)
+        config = uvicorn.Config(app, access_log=args.access_log, log_level="warning", proxy_headers=False,
+                                http=HeaderDeadline if enabled("header-deadline") else "h11")
+        uvicorn.Server(config).run(sockets=[listening])
 
     run_main(run)
 

@@ -50,3 +50,19 @@ def test_a_real_prometheus_scrapes_the_counts_the_requests_made(trained, tmp_pat
         finally:
             stop_group(prometheus, grace=10)
             log.close()
+
+
+def test_a_taken_port_is_one_line_naming_it_and_exit_2(trained, tmp_path):
+    """The port is bound before "serving on" is said: a second service on it is the user's
+    one line, not uvicorn's error and exit 3."""
+    import sys
+
+    from tests.helpers import clean_env, run
+
+    with Service(trained.model, tmp_path) as service:
+        result = run([sys.executable, "-m", "serving.service", "--model", str(trained.model), "--port",
+                      str(service.port), "--no-feedback"], tmp_path, clean_env())
+        assert httpx.get(f"{service.url}/health").status_code == 200  # the first one serves on
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "serving" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"mnistflow: error: --port {service.port}: cannot listen on 127.0.0.1:{service.port} (Address already in use)")
