@@ -50,18 +50,30 @@ def rollback(to: int | None = None, reason: str = "rolled back by hand",
 
 
 def version_table(rows: list[dict[str, Any]]) -> str:
+    """Every version, a line each, in columns as wide as their widest value; the champion
+    (the version the service answers with) is marked in its own column."""
     def pct(value: float | None) -> str:
         return f"{100 * value:.2f}%" if value is not None else "-"
 
-    lines = [f"{'':1} {'version':>7}  {'time':<24} {'test':>7} {'recent':>7}  {'data':<12} {'params':<12} model sha256"]
+    header = ["version", "champion", "time", "test", "recent", "data", "params", "model sha256"]
+    table = []
     for r in rows:
+        mark = "champion" if r["serving"] else ""
         if "damaged" in r:
-            lines.append(f"{'*' if r['serving'] else ' '} {r['version']:>7}  damaged: {r['damaged']}")
+            table.append([str(r["version"]), mark, f"damaged: {r['damaged']}"])
             continue
-        lines.append(f"{'*' if r['serving'] else ' '} {r['version']:>7}  {r['time'] or '-':<24} "
-                     f"{pct(r['test_accuracy']):>7} {pct(r['recent_accuracy']):>7}  {(r['data_digest'] or '-')[:12]:<12} "
-                     f"{(r['params_digest'] or '-')[:12]:<12} {(r['model_sha256'] or '-')[:12]}")
-    return "\n".join(lines + ["(* serving)"])
+        table.append([str(r["version"]), mark, r["time"] or "-", pct(r["test_accuracy"]), pct(r["recent_accuracy"]),
+                      (r["data_digest"] or "-")[:12], (r["params_digest"] or "-")[:12], (r["model_sha256"] or "-")[:12]])
+    widths = [max(len(line[i]) for line in [header, *table] if i < len(line) and len(line) > 3)
+              for i in range(len(header))]
+    right = {0, 3, 4}  # numbers
+
+    def line(cells: list[str]) -> str:
+        if len(cells) == 3:  # a damaged version: its reason runs on
+            return "  ".join([cells[0].rjust(widths[0]), cells[1].ljust(widths[1]), cells[2]])
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join(line(cells) for cells in [header, *table])
 
 
 def history_table(entries: list[dict[str, Any]]) -> str:

@@ -92,12 +92,30 @@ def onnx_bytes(predictor: Predictor) -> bytes:
     return proto.SerializeToString()
 
 
-def _onnx_program(module: nn.Module, shape: tuple[int, int]):
-    example = torch.zeros(2, 1, *shape)
+class _NoTorchvisionOps(logging.Filter):
+    """Drops the exporter's "torchvision is not installed. Skipping torchvision::nms" (four
+    a run): the torchvision ops are detection ops no mnistflow network has."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+
+EXPORTER_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+def quiet_exporter() -> None:
     # The exporter's optimizer logs each rewrite at INFO, and its progress may go
     # to stdout: neither is news to a pipeline's user.
     for name in ("onnxscript", "onnx_ir"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    registry = logging.getLogger(EXPORTER_REGISTRY_LOGGER)
+    if not any(isinstance(f, _NoTorchvisionOps) for f in registry.filters):
+        registry.addFilter(_NoTorchvisionOps())
+
+
+def _onnx_program(module: nn.Module, shape: tuple[int, int]):
+    example = torch.zeros(2, 1, *shape)
+    quiet_exporter()
     with contextlib.redirect_stdout(io.StringIO()):
         return torch.onnx.export(module, (example,), dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
                                  dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, verbose=False)

@@ -185,7 +185,10 @@ def test_only_ascii_digits_name_versions_and_a_damaged_one_is_one_line(tmp_path)
     (versions.versions_dir(reg) / "2").mkdir()
     (versions.versions_dir(reg) / "2" / "record.json").write_text("garbage {")
     assert versions.version_numbers(reg) == [1, 2]
-    table = version_table(versions.list_versions(reg)).splitlines()
+    rows = versions.list_versions(reg)
+    table = version_table(rows).splitlines()
+    # Columns line up under their header, and the champion is named so, in its own column.
+    assert table[0].index("time") == table[1].index(rows[0]["time"]) and table[1].split()[:2] == ["1", "champion"]
     assert table[2].split() == ["2", "damaged:", "record.json:", "Expecting", "value:", "line", "1", "column", "1",
                                 "(char", "0)"]
 

@@ -155,3 +155,18 @@ def test_the_onnx_file_says_nothing_of_the_machine_that_made_it(trained):
     paths, _ = trained
     raw = paths.onnx.read_bytes()
     assert str(REPO).encode() not in raw and b"stack_trace" not in raw
+
+
+def test_the_exporters_torchvision_lines_are_not_shown(caplog):
+    """Without torchvision the exporter warns four times that it skips detection ops no
+    network here has (issue 38); other warnings of that logger still show."""
+    import logging
+
+    from mnistflow.export import EXPORTER_REGISTRY_LOGGER, quiet_exporter
+
+    quiet_exporter()
+    registry = logging.getLogger(EXPORTER_REGISTRY_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=EXPORTER_REGISTRY_LOGGER):
+        registry.warning("torchvision is not installed. Skipping %s", "torchvision::nms")
+        registry.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
