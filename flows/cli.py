@@ -53,6 +53,15 @@ def show_own_logs() -> None:
     own.propagate = False
 
 
+def quiet_shutdown() -> None:
+    """Warnings that every clean end of a command printed, none of them the user's news:
+    Prefect's "EventsWorker - Still processing items" while it sends the run's last
+    events (they are sent), and Dask's "nanny ... killing" as a sweep's local cluster
+    closes its worker processes (the sweep closes them; its trials are done)."""
+    for name in ("EventsWorker", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def quiet_user_errors() -> None:
     hide = _HideUserErrorTracebacks()
     loggers = [logging.getLogger()] + [
@@ -142,6 +151,7 @@ def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
         kwargs = prepare(args)  # a bad params or sweep file fails here, before Prefect starts
         quiet_user_errors()
         show_own_logs()
+        quiet_shutdown()
         # Heartbeats let a server notice a run whose worker died (zombie detection).
         # A run started by hand has no worker to lose, and the heartbeat thread's
         # 1-second sleep delays the end of every flow run by up to a second.

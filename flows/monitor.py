@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
+from prefect.states import Completed
 
 from flows.cli import run_flow_command
 from lifecycle.drift_inputs import MAX_BYTES, Window, comparable, parse, read_profile
@@ -28,13 +29,16 @@ from lifecycle.drift import DriftReport, Thresholds, compare
 from mnistflow.errors import MnistflowError
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.paths import roots
+from tasks import retry_unless_user_error
 
 EVENT = "mnistflow.drift.detected"
 
 
-@task(name="read-window", retries=2, retry_delay_seconds=5)
-def read_window(service_url: str) -> dict[str, Any]:
-    """The service's window, read within a byte bound and checked (lifecycle/drift_inputs.py)."""
+@task(name="read-window", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_user_error)
+def read_window(service_url: str) -> dict[str, Any] | str:
+    """The service's window, read within a byte bound and checked (lifecycle/drift_inputs.py);
+    or, when nothing listens there, the one line that says so (a run with nothing to watch
+    is skipped, not failed: the hourly schedule must not fill a terminal with tracebacks)."""
     import httpx
 
     url = f"{service_url.rstrip('/')}/monitoring/window"
@@ -48,6 +52,9 @@ def read_window(service_url: str) -> dict[str, Any]:
                 body += chunk
                 if len(body) > MAX_BYTES:
                     raise MnistflowError(f"service_url: {url}: the window is over {MAX_BYTES:,} bytes; refused")
+    except httpx.ConnectError as exc:
+        return (f"no service answers at {service_url} ({exc}): nothing to watch; start one (`make serve`) "
+                "or give service_url")
     except httpx.HTTPError as exc:
         raise MnistflowError(f"service_url: {url}: {exc}") from None
     return parse(Window, bytes(body), url)
@@ -94,6 +101,7 @@ def markdown(report: DriftReport, image: str | None) -> str:
 def monitor(service_url: str = "http://127.0.0.1:8000", profile_file: str | None = None,
             registry_dir: Path | None = None, min_window: int = Thresholds.min_window) -> dict[str, Any]:
     """Compare what the service answered lately with the champion's validation profile.
+    With no service at service_url, the run ends Skipped (a Completed state), in one line.
 
     Args:
         service_url: the running service.
@@ -104,6 +112,10 @@ def monitor(service_url: str = "http://127.0.0.1:8000", profile_file: str | None
     logger = get_run_logger()
     path = Path(profile_file) if profile_file else RegistryPaths(roots(registry=registry_dir).registry).champion_profile
     profile, window = read_profile(path), read_window(service_url)
+    if isinstance(window, str):
+        logger.info("%s", window)
+        return Completed(name="Skipped", message=window, data={
+            "drift": False, "judged": False, "moved": [], "message": window, "statistics": {}})
     comparable(profile, window, service_url)
     report = compare(profile, window, Thresholds(min_window=min_window))
     (logger.warning if report.drift else logger.info)("%s", report.message)

@@ -145,6 +145,11 @@ def test_the_monitor_flow_reads_a_service_in_this_process(params, workdir):
     assert report["judged"] and report["drift"], report  # noise against digits' profile
     assert "confidence" in report["moved"] or "classes" in report["moved"]
 
+    # The service stopped: nothing to watch is one line, and the run ends Skipped, not Failed.
+    state = monitor(service_url=url, profile_file=str(paths.profile), return_state=True)
+    assert (state.type.value, state.name) == ("COMPLETED", "Skipped")
+    assert state.message.startswith(f"no service answers at {url}") and not state.result()["judged"]
+
 
 def test_a_sweep_on_an_in_process_dask_cluster(dataset, workdir):
     """The sweep flow, called as a function, its trials on a Dask cluster in this process
