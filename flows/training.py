@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
@@ -51,13 +51,16 @@ def training(params: Params | None = None, params_file: str = "params.yaml",
     device = checked_device(params, paths, where.data_root, where.registry, device)  # folders, device, memory: first
     with run_folder_guard(paths, dataset_dir(params.data, where.data_root)) as dvc_root:
         result = run_pipeline(params, paths, where.data_root, device, from_scratch=from_scratch)
-        report_task(result.evaluation, paths.history, result.plots)
         # Record in dvc.lock and the DVC cache what this run wrote to the workspace, so
         # `dvc status`, `dvc metrics show` and `dvc plots show` describe it. Nothing is
         # pushed or committed to git: that is retraining's job (flows/retrain.py).
         # Outside the workspace there is nothing to record: no task run for it.
         recorded = (version_task(dvc_root, paths, params, "", push=False, git_commit=False) if dvc_root
                     else outside_workspace(paths))
+        if dvc_root and not recorded["versioned"]:  # a preset's run in the workspace: dvc status is dirty now
+            get_run_logger().warning("%s; `dvc status` shows the workspace changed until a run of params.yaml's "
+                                     "params (or `dvc checkout`)", recorded["why"])
+        report_task(result.evaluation, paths.history, result.plots, versioning=recorded)
     return {
         "val_accuracy": result.evaluation["val"]["accuracy"],
         "test_accuracy": result.evaluation["test"]["accuracy"],

@@ -24,7 +24,8 @@ def _image(path: Path) -> str:
     return f"![{Path(path).stem}](data:image/png;base64,{encoded})"
 
 
-def report_markdown(evaluation: dict[str, Any], plots: list[Path], decision: dict[str, Any] | None = None) -> str:
+def report_markdown(evaluation: dict[str, Any], plots: list[Path], decision: dict[str, Any] | None = None,
+                    versioning: dict[str, Any] | None = None) -> str:
     lines = [
         "# mnistflow training report", "",
         "| split | accuracy | loss |", "|---|---|---|",
@@ -41,5 +42,8 @@ def report_markdown(evaluation: dict[str, Any], plots: list[Path], decision: dic
         lines += ["## Promotion", "", f"Challenger {verdict}: {decision['reason']}.", ""]
         if decision.get("note"):
             lines += ["## Data", "", f"{decision['note'][0].upper()}{decision['note'][1:]}.", ""]
+    if versioning is not None:
+        lines += ["## DVC", "", ("Recorded in `dvc.lock` and the DVC cache." if versioning.get("versioned") else
+                                 f"Not recorded: {versioning.get('why')}."), ""]
     lines += ["## Plots", ""] + [_image(p) for p in plots]
     return "\n".join(lines)

@@ -16,8 +16,8 @@ from . import TASK_DEFAULTS, best_effort
 
 @task(name="report", **TASK_DEFAULTS)
 def report_task(evaluation: dict[str, Any], history: Path, plots: list[Path],
-                decision: dict[str, Any] | None = None) -> None:
+                decision: dict[str, Any] | None = None, versioning: dict[str, Any] | None = None) -> None:
     best_effort("the epoch-metrics table", lambda: create_table_artifact(
         history_rows(history), key="epoch-metrics", description="Per-epoch training metrics"))
     best_effort("the training report", lambda: create_markdown_artifact(
-        report_markdown(evaluation, plots, decision), key="training-report", description="Metrics, decision and plots"))
+        report_markdown(evaluation, plots, decision, versioning), key="training-report", description="Metrics, decision and plots"))

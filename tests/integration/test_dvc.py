@@ -228,6 +228,18 @@ def test_after_a_flow_run_in_a_fresh_clone_the_dvc_commands_work(tmp_path, prefe
     assert (tmp_path / "plots/index.html").exists()
     assert dvc(repo, "repro").stdout.count("didn't change, skipping") == len(PIPELINE_STAGES)  # DVC agrees: nothing to do
 
+    # A run of other params (a preset) in the workspace is not recorded, and says so: in
+    # its summary, in its log, and in its report.
+    other = write_params(tmp_path / "preset.yaml", validate(tiny_params(tmp_path / "mirror", checksums,
+                                                                        train={"seed": 1})).model_dump(mode="json"))
+    preset = run([sys.executable, "-m", "flows.training", "--params", str(other)], repo, env, check=True)
+    said = "run params differ from"
+    assert f"DVC          {said}" in preset.stdout and "dvc.lock not updated" in preset.stdout
+    assert "`dvc status` shows the workspace changed until a run of params.yaml's params" in preset.stderr
+    report = prefect_server.post("/artifacts/filter", {"artifacts": {"key": {"any_": ["training-report"]}},
+                                                       "sort": "CREATED_DESC", "limit": 1})[0]
+    assert f"Not recorded: {said}" in report["data"]
+
 
 def test_dvc_hashes_exactly_the_files_the_code_digest_hashes(repo):
     """The retrain's code digest and `dvc repro` must agree on "the code that decides the model changed"."""
