@@ -160,6 +160,19 @@ def test_experiments_with_set_param(repo):
     assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
 
 
+def test_a_failed_train_stage_leaves_the_last_model_and_history_in_place(repo):
+    """A user's mistake that stops the train stage (a GPU this machine lacks) is one line,
+    and DVC has not deleted the model and history the last run made (persist: true)."""
+    model, history = (repo / "outputs/model.pt").read_bytes(), (repo / "outputs/history.csv").read_bytes()
+    edit_params(repo, lambda p: p.update(device="cuda:7"))
+    failed = dvc(repo, "repro", check=False)
+    assert failed.returncode != 0 and "mnistflow: error: device: cuda:7" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert (repo / "outputs/model.pt").read_bytes() == model and (repo / "outputs/history.csv").read_bytes() == history
+    git(repo, "checkout", "--", "params.yaml")
+    assert dvc(repo, "status").stdout.strip() == "Data and pipelines are up to date."
+
+
 def test_killed_repro_resumes_from_the_last_epoch(repo):
     edit_params(repo, lambda p: p["train"].update(stages=[{"epochs": 3, "lr": 0.5}, {"epochs": 3, "lr": 0.1}]))
     proc = subprocess.Popen([str(Path(sys.executable).with_name("dvc")), "repro"], cwd=repo,
