@@ -54,7 +54,11 @@ def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mn
     with Service(mnist_run.model, tmp_path) as service:
         browser.get(service.url + "/")
         canvas = browser.find_element(By.ID, "canvas")
-        WebDriverWait(browser, 30).until(lambda b: "sha256" in b.find_element(By.ID, "model").text)
+        described = httpx.get(f"{service.url}/model").json()
+        accuracy = f"test accuracy {100 * described['metrics']['test']['accuracy']:.2f}%"
+        WebDriverWait(browser, 30).until(lambda b: accuracy in b.find_element(By.ID, "model").text)
+        assert browser.find_element(By.ID, "model").get_attribute("title") == f"model sha256 {described['sha256']}"
+        assert browser.find_element(By.ID, "hint").is_displayed()  # an empty page says what to do
         # A "7": a bar across the top, then a stroke down and to the left (offsets from the canvas centre).
         stroke = ActionChains(browser).move_to_element_with_offset(canvas, -70, -90).click_and_hold()
         for dx, dy in [(35, 0)] * 4 + [(-12, 30)] * 6:
@@ -78,6 +82,10 @@ def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mn
         for row, top in zip(rows, answer["top"]):
             assert row.split()[0] == top["label"] and row.split()[-1] == f"{100 * top['probability']:.1f}%"
         assert label == "7", f"a drawn 7 read as {label}: {rows}"
+        assert not browser.find_element(By.ID, "hint").is_displayed()
+        # "Wrong? It is a ..." offers every class but the model's own answer.
+        assert not browser.find_element(By.ID, "correct-7").is_displayed()
+        assert browser.find_element(By.ID, "correct-3").is_displayed()
 
         # "Wrong? It is a 3": the drawing lands in the inbox with that label, for intake to review.
         browser.find_element(By.ID, "correct-3").click()
@@ -95,6 +103,7 @@ def test_drawing_a_digit_shows_the_models_top_three_and_clear_resets(browser, mn
         browser.find_element(By.ID, "clear").click()
         WebDriverWait(browser, 5).until(lambda b: not b.find_element(By.ID, "prediction").text)
         assert browser.find_elements(By.CSS_SELECTOR, "#top .row") == []
+        assert browser.find_element(By.ID, "hint").is_displayed()
         blank = browser.execute_script(
             "const d = document.getElementById('canvas').getContext('2d').getImageData(0, 0, 280, 280).data;"
             "return Math.max(...d.filter((_, i) => i % 4 === 0));")
