@@ -9,6 +9,7 @@ last write and its commit.
 from __future__ import annotations
 
 import contextlib
+import logging
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ def version_with_dvc(root: Path, message: str, push: bool = True, git_commit: bo
     push them to the default remote (``push``), and commit dvc.lock to git (``git_commit``)."""
     from dvc.exceptions import DvcException
 
+    # DVC prints its own lines ("Updating lock file"); passed on to the root logger too,
+    # each came out twice in a flow run's terminal.
+    logging.getLogger("dvc").propagate = False
     root = Path(root)
     if not (root / "dvc.yaml").exists() or not (root / ".dvc").is_dir():
         return {"versioned": False, "why": f"{root} is not a DVC repository"}

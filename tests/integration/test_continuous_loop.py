@@ -133,7 +133,8 @@ def test_new_data_triggers_a_warm_started_retrain_that_serves_and_rolls_back(loo
     restored = json.loads((registry / "champion/record.json").read_text())
     assert restored["rolled_back"]["from_version"] == 2 and restored["rolled_back"]["by"]["flow_run_id"]
     listing = run([sys.executable, "-m", "flows.rollback", "--list"], repo, loop.env).stdout
-    assert "*       1" in listing and "      2" in listing
+    rows = {line.split()[0]: line.split()[1] for line in listing.splitlines()[1:]}
+    assert rows["1"] == "champion" and rows["2"] != "champion", listing
     status = dvc(repo, "status")
     assert "up to date" in status.stdout, status.stdout
     assert dvc(repo, "status", "-c").returncode == 0
