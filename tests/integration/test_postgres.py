@@ -89,10 +89,11 @@ def test_two_workers_on_one_pool_run_each_run_exactly_once(project):
         project.workers.append(subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "mnistflow", "--name", name], cwd=project.repo, env=project.env,
             stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True))
-    ids = []
-    for index in range(4):  # independent runs: each in its own folder
-        out = project.prefect("deployment", "run", "mnist-training/train", "-p", f"run_dir=runs/r{index}").stdout
-        ids.append(re.search(r"UUID: ([0-9a-f-]{36})", out).group(1))
+    # Four independent runs, each in its own folder, made through the API at once (the CLI
+    # that makes them is test_deployments.py's; here the point is who takes them).
+    deployment = project.server.get("/deployments/name/mnist-training/train")
+    ids = [project.server.post(f"/deployments/{deployment['id']}/create_flow_run",
+                               {"parameters": {"run_dir": f"runs/r{index}"}})["id"] for index in range(4)]
     for flow_run_id in ids:
         wait_for(lambda: project.server.get(f"/flow_runs/{flow_run_id}")["state_type"] == "COMPLETED",
                  f"run {flow_run_id}", timeout=400)
