@@ -34,7 +34,7 @@ lint: setup-dev  ## ruff, with the rules pyproject.toml names
 	$(PY) -m ruff check .
 
 unit: setup-dev  ## tests/unit: in-process, nothing started, no real data; under a minute, the inner loop
-	$(PY) -m pytest -q -n 2 tests/unit
+	$(PY) -m pytest -q -n 2 -p no:schemathesis -p no:hydra_pytest tests/unit
 
 repro: setup  ## the same pipeline through DVC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro

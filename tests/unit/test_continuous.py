@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from flows.retrain import skip_reason, staleness
 from lifecycle import registry, versions
 from lifecycle.gate import Gate
 from lifecycle.intake import intake
@@ -181,6 +180,8 @@ def test_a_killed_intake_leaves_no_partial_increment(params, files, data_root, t
 
 
 def test_retrain_waits_for_enough_new_items_and_reports_staleness(params, files, data_root, tmp_path):
+    from flows.retrain import skip_reason, staleness  # Prefect: imported by this test alone
+
     champion = {"fingerprint": {"data": "old", "params": "p", "code": "c"}, "increments": []}
     record = {"fingerprint": {"data": "new", "params": "p", "code": "c"}}
     assert staleness(files, 14)["message"].startswith("no data was ever added")
