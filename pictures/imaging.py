@@ -187,7 +187,7 @@ def to_model_input(grey: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.nd
     """
     light = light_on_dark(np.asarray(grey, dtype=np.uint8))
     relit = without_lighting(light)
-    grey = ink_only(relit, relit is not light)
+    grey = ink_only(relit, relit is not light)  # without_lighting hands a flat picture back as it is
     height, width = shape
     frame = np.zeros(shape, dtype=np.float32)
     rows, cols = np.nonzero(grey)
