@@ -39,6 +39,7 @@ from lifecycle.registry_paths import RegistryPaths
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
+from mnistflow.private_api import enabled
 
 from .bodies import MAX_UPLOAD_BYTES
 from .clients import FeedbackAccess, check_proxies, read_tokens
@@ -47,6 +48,7 @@ from .metrics import NoMetrics, ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
 from .model_holder import ModelHolder
 from .routes import Service, router
+from .slow_clients import BODY_SECONDS, HEADER_SECONDS, with_deadlines
 from .window import ServedWindow
 
 log = logging.getLogger("mnistflow")
@@ -104,12 +106,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="the clients' token hashes and names, a line each (serving/clients.py)")
     parser.add_argument("--trusted-proxy", action="append", default=[],
                         help="an address or network whose X-Forwarded-For is believed (repeatable)")
+    parser.add_argument("--header-seconds", type=float, default=HEADER_SECONDS,
+                        help="close a connection whose request headers take longer (default: %(default)s)")
+    parser.add_argument("--body-seconds", type=float, default=BODY_SECONDS,
+                        help="close a connection whose request body takes longer after its headers "
+                             "(default: %(default)s)")
     args = parser.parse_args(argv)
     setup_logging()
 
     def run() -> None:
         import uvicorn
 
+        protocol = with_deadlines(args.header_seconds, args.body_seconds) if enabled("header-deadline") else "h11"
         registry = RegistryPaths(roots(registry=args.registry).registry)
         files = choose_model(args.model, registry, RunPaths(DEFAULT_RUN_DIR))
         if args.model is not None and not args.model.exists():
@@ -125,14 +133,11 @@ def main(argv: list[str] | None = None) -> None:
             log.info("%s", files.why)
         listening = bound_socket(args.host, args.port)  # before "serving": a taken port is one line
         log.info("serving %s on http://%s:%d/", files.model, args.host, args.port)
-        from mnistflow.private_api import enabled
-
-        from .slow_clients import HeaderDeadline
 
         # proxy_headers off: request.client is the socket's peer; FeedbackAccess alone believes
         # X-Forwarded-For, and only from the proxies the operator lists.
         config = uvicorn.Config(app, access_log=args.access_log, log_level="warning", proxy_headers=False,
-                                http=HeaderDeadline if enabled("header-deadline") else "h11")
+                                http=protocol)
         uvicorn.Server(config).run(sockets=[listening])
 
     run_main(run)

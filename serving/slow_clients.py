@@ -21,19 +21,33 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mnistflow.errors import MnistflowError
+
 HEADER_SECONDS = 10.0
 # A request's body, from its headers' end: an 8 MiB upload needs 30 s only below 2 Mbit/s.
 BODY_SECONDS = 30.0
 
 
+def with_deadlines(header_seconds: float = HEADER_SECONDS, body_seconds: float = BODY_SECONDS) -> type[H11Protocol]:
+    """``HeaderDeadline`` with these limits (``--header-seconds``, ``--body-seconds``); uvicorn takes a
+    protocol class, not an instance, so the limits are the class's."""
+    for name, seconds in (("--header-seconds", header_seconds), ("--body-seconds", body_seconds)):
+        if not 0 < seconds <= 3600:
+            raise MnistflowError(f"{name} {seconds}: a deadline is more than 0 and at most 3600 seconds")
+    return type("HeaderDeadline", (HeaderDeadline,), {"header_seconds": header_seconds, "body_seconds": body_seconds})
+
+
 class HeaderDeadline(H11Protocol):
+    header_seconds = HEADER_SECONDS
+    body_seconds = BODY_SECONDS
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
     def _arm(self) -> None:
         self._waiting_since_cycle: Any = self.cycle
-        self._deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
+        self._deadline = self.loop.call_later(self.header_seconds, self._too_slow)
 
     def _clear(self) -> None:
         if getattr(self, "_deadline", None) is not None:
@@ -46,11 +60,11 @@ class HeaderDeadline(H11Protocol):
         if cycle is None:
             return
         if cycle is not self._waiting_since_cycle:
-            # A whole request's headers arrived (a new cycle began): now its body has BODY_SECONDS.
+            # A whole request's headers arrived (a new cycle began): now its body has body_seconds.
             self._clear()
             self._waiting_since_cycle, self._in_body = cycle, cycle.more_body
             if cycle.more_body:
-                self._deadline = self.loop.call_later(BODY_SECONDS, self._too_slow)
+                self._deadline = self.loop.call_later(self.body_seconds, self._too_slow)
         elif getattr(self, "_in_body", False) and not cycle.more_body:
             self._in_body = False
             self._clear()  # the body is complete
@@ -69,5 +83,5 @@ class HeaderDeadline(H11Protocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.logger.info("closed a connection too slow to send its request (headers within %.0f s, the body "
-                             "within %.0f s)", HEADER_SECONDS, BODY_SECONDS)
+                             "within %.0f s)", self.header_seconds, self.body_seconds)
             self.transport.close()

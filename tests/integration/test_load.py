@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from harness.real_parts import Service
-from serving.slow_clients import BODY_SECONDS, HEADER_SECONDS
 
 # The load test saturates both cores for seconds: the page's timed waits never run beside it.
 pytestmark = [pytest.mark.xdist_group("saturates-cpu")]
@@ -63,6 +62,11 @@ def test_a_hundred_concurrent_clients_get_no_5xx_and_memory_stays_flat(trained, 
     assert after < before * 1.15 + 16 * 2**20, (before, after)  # no growth with the requests served
 
 
+# Shorter than the service's defaults (10 s, 30 s), through its own flags: the test waits them out.
+HEADER_SECONDS, BODY_SECONDS = 4.0, 8.0
+DEADLINES = ("--header-seconds", str(HEADER_SECONDS), "--body-seconds", str(BODY_SECONDS))
+
+
 def closed(sock: socket.socket) -> bool:
     """Has the other side closed this connection?"""
     try:
@@ -75,7 +79,7 @@ def closed(sock: socket.socket) -> bool:
 
 
 def test_a_client_sending_a_byte_a_second_neither_blocks_others_nor_stays(trained, tmp_path):  # noqa: F811
-    with Service(trained.model, tmp_path) as service:
+    with Service(trained.model, tmp_path, args=DEADLINES) as service:
         host, port = service.url.removeprefix("http://").split(":")
         slow = socket.create_connection((host, int(port)))
         request = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200
@@ -109,7 +113,7 @@ def test_a_client_sending_a_byte_a_second_neither_blocks_others_nor_stays(traine
 
 def test_a_body_sent_a_byte_a_second_is_cut_off_after_its_deadline(trained, tmp_path):  # noqa: F811
     """Headers on time, then a body of 100 bytes a byte a second: held no longer than BODY_SECONDS."""
-    with Service(trained.model, tmp_path) as service:
+    with Service(trained.model, tmp_path, args=DEADLINES) as service:
         host, port = service.url.removeprefix("http://").split(":")
         slow = socket.create_connection((host, int(port)))
         slow.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

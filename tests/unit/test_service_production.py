@@ -136,3 +136,15 @@ def test_corrections_from_one_client_are_rate_limited(trained, tmp_path):
     with client_for(create_app(trained.model, inbox=inbox)) as client:
         assert [client.post("/feedback", json=body).status_code for _ in range(3)] == [201, 201, 429]
         assert "corrections a minute" in client.post("/feedback", json=body).json()["detail"]
+
+
+@pytest.mark.parametrize("flag, value", [("--header-seconds", "0"), ("--body-seconds", "-1"), ("--body-seconds", "nan")])
+def test_a_deadline_that_is_no_deadline_is_one_line_naming_its_flag(flag, value, capsys):
+    """Refused before the model loads or the port is bound."""
+    from serving.service import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model", "no-such.pt", flag, value])
+    assert exit_.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"mnistflow: error: {flag} {float(value)}: a deadline is more than 0")
