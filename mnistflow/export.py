@@ -7,7 +7,8 @@ file. It is exported with torch's dynamo exporter (TorchScript, the old path,
 is deprecated), then run with onnxruntime on the whole test set beside
 PyTorch; only a file whose every argmax agrees and whose logits differ by at
 most ``TOLERANCE`` is written, with the check beside it (``export.json``, which
-the evaluate step copies into evaluation.json).
+the evaluate step copies into evaluation.json), and again in the model
+repository layout that Triton and KServe load (``mnistflow.model_repository``).
 
 The ONNX libraries are the ``export`` extra: ``pip install -e '.[export]'``.
 """
@@ -33,6 +34,7 @@ from . import atomic
 from .errors import MnistflowError
 from .idx import read_idx
 from .inference import Predictor
+from .model_repository import MODEL_NAME, config_text, repository_matches, write_model_repository
 from .paths import RunPaths
 from .private_api import preload_exporter
 
@@ -157,6 +159,8 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
     done = exported_check(paths, predictor.sha256)
     if done:
         log.info("%s is already this model's, checked: not exported again", paths.onnx)
+        if not repository_matches(paths.model_repository, done["sha256"]):
+            write_repository(paths, predictor, paths.onnx.read_bytes())
         return done
     images = read_idx(test_images, 3)
     model = onnx_bytes(predictor)
@@ -168,10 +172,17 @@ def export_onnx(paths: RunPaths, test_images: Path) -> dict[str, Any]:
             f"{result['argmax_agreement']:.4%}, max logit difference {result['max_abs_logit_diff']:.2e}, "
             f"allowed {TOLERANCE:.0e})")
     atomic.write_bytes(paths.onnx, model)
-    atomic.write_json(paths.export_check, result)
+    write_repository(paths, predictor, model)
+    atomic.write_json(paths.export_check, result)  # last: it says the export is done
     log.info("wrote %s: onnxruntime agrees with PyTorch on all %d test images (max logit difference %.1e)",
              paths.onnx, len(images), result["max_abs_logit_diff"])
     return result
+
+
+def write_repository(paths: RunPaths, predictor: Predictor, model: bytes) -> None:
+    config = config_text(MODEL_NAME, INPUT, OUTPUT, predictor.input_shape, len(predictor.labels))
+    folder = write_model_repository(paths.model_repository, model, config, predictor.labels)
+    log.info("wrote %s: the model repository Triton and KServe load", folder)
 
 
 def exported_check(paths: RunPaths, model_sha256: str) -> dict[str, Any] | None:

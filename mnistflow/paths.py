@@ -66,6 +66,11 @@ class RunPaths:
         return self.dir / "model.onnx"
 
     @property
+    def model_repository(self) -> Path:
+        # The ONNX file again, in the layout Triton and KServe load (mnistflow.model_repository).
+        return self.dir / "model_repository"
+
+    @property
     def export_check(self) -> Path:
         return self.dir / "export.json"
 

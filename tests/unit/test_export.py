@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import numpy as np
@@ -60,6 +61,32 @@ def test_onnx_agrees_with_pytorch_at_any_batch_size_and_the_check_is_in_metrics(
     assert sorted(p.name for p in paths.dir.iterdir() if "onnx" in p.name) == ["model.onnx"]
 
 
+def test_the_model_repository_is_what_triton_loads(trained):
+    """config.pbtxt parsed by Triton's own model-config protobuf, and checked against the ONNX file."""
+    import onnx
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    paths, _ = trained
+    model = paths.model_repository / "mnistflow"
+    assert sorted(p.relative_to(paths.model_repository).as_posix() for p in paths.model_repository.rglob("*")) == [
+        "mnistflow", "mnistflow/1", "mnistflow/1/model.onnx", "mnistflow/config.pbtxt", "mnistflow/labels.txt"]
+    assert (model / "1" / "model.onnx").read_bytes() == paths.onnx.read_bytes()
+    config = text_format.Parse((model / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.name == "mnistflow" and config.platform == "onnxruntime_onnx" and config.max_batch_size >= 1
+    graph = onnx.load(str(paths.onnx)).graph
+    for declared, actual in ((config.input, graph.input), (config.output, graph.output)):
+        assert [t.name for t in declared] == [t.name for t in actual]
+        for tensor, value in zip(declared, actual):
+            assert model_config_pb2.DataType.Name(tensor.data_type) == "TYPE_FP32"
+            assert value.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+            dims = value.type.tensor_type.shape.dim
+            assert dims[0].dim_param and not dims[0].dim_value  # the batch: free in the file, left out in the config
+            assert list(tensor.dims) == [d.dim_value for d in dims[1:]]
+    labels = (model / config.output[0].label_filename).read_text().splitlines()
+    assert labels == Predictor.load(paths.model).labels and len(labels) == config.output[0].dims[0]
+
+
 def test_export_is_byte_for_byte_repeatable(trained, workdir):
     paths, params = trained
     first = paths.onnx.read_bytes()
@@ -72,10 +99,11 @@ def test_a_failed_check_writes_nothing(params, workdir, monkeypatch):
     paths = run_stages(params, workdir / "data", RunPaths(workdir / "outputs"))
     for path in (paths.onnx, paths.export_check):
         path.unlink()
+    shutil.rmtree(paths.model_repository)
     monkeypatch.setattr(export_module, "TOLERANCE", 0.0)  # no float export is exact to 0.0
     with pytest.raises(MnistflowError, match="model.onnx: not written: onnxruntime disagrees"):
         export_module.export_onnx(paths, next(custom_dir(workdir / "data").glob("t10k-images*")))
-    assert not paths.onnx.exists() and not paths.export_check.exists()
+    assert not paths.onnx.exists() and not paths.export_check.exists() and not paths.model_repository.exists()
     assert not [p for p in paths.dir.iterdir() if p.name.startswith(".")]  # no temporary left over
 
 
