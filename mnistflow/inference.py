@@ -26,6 +26,11 @@ def label_probability(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarr
     return probabilities[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)]
 
 
+def softmax(logits: torch.Tensor) -> np.ndarray:
+    """The probabilities every answer gives: the service's routes take them from logits they also return."""
+    return torch.softmax(logits, dim=1).numpy()
+
+
 @dataclass(frozen=True)
 class Predictor:
     """One loaded model file. Immutable: the service swaps whole predictors, so a
@@ -54,7 +59,7 @@ class Predictor:
             return self.model((x - scaling["mean"]) / scaling["std"])
 
     def probabilities(self, pixels: np.ndarray | torch.Tensor) -> np.ndarray:
-        return torch.softmax(self.logits(pixels), dim=1).numpy()
+        return softmax(self.logits(pixels))
 
     def answers(self, pixels: np.ndarray) -> list[dict[str, Any]]:
         """Per image: the label and the top 3, as plain data (the CLI's --json, the API's answer)."""

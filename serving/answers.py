@@ -23,9 +23,12 @@ def blank(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(pixels, dtype=np.float32).reshape(len(pixels), -1).sum(axis=1) < MIN_INK
 
 
-def answers(predictor: Predictor, pixels: np.ndarray) -> list[dict[str, Any]]:
-    """Per image: the label and the top 3, or ``blank: true`` with no label for an empty one."""
-    results = predictor.answers(pixels)
+def answers(predictor: Predictor, pixels: np.ndarray, probabilities: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Per image: the label and the top 3, or ``blank: true`` with no label for an empty one
+    (``probabilities``: the model's for ``pixels``, when the caller has them already)."""
+    if probabilities is None:
+        probabilities = predictor.probabilities(pixels)
+    results = [predictor.answer(p) for p in probabilities]
     for result, empty in zip(results, blank(pixels)):
         result["blank"] = bool(empty)
         if empty:

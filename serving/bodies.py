@@ -19,12 +19,13 @@ from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
+from mnistflow.model_repository import MAX_BATCH_SIZE
 from pictures.imaging import ImageError, to_model_input
 
 from .decoding import TooManyPixels, decode_within_budget
 
 MAX_UPLOAD_BYTES = 8 * 2**20  # a request body; a batch of 256 PNG digits is well under 1 MiB
-MAX_BATCH = 1024  # images per request
+MAX_BATCH = MAX_BATCH_SIZE  # images per request, as the exported model repository declares
 MAX_PREDICTED_CHARS = 64
 
 Image = list[float]                  # H*W values
@@ -81,25 +82,38 @@ def json_body(body: bytes) -> Any:
         raise ValueError(f"body is not valid JSON ({str(exc)[:200]})") from None
 
 
-def _only_numbers(pixels: Any) -> None:
-    """Lists (at most three deep) of numbers: a string or a boolean is never a pixel."""
-    stack = [(pixels, 0)]
+def numbers_only(values: Any, depth: int) -> str | None:
+    """What is wrong with ``values`` as lists (at most ``depth`` deep) of numbers, or None: a
+    string or a boolean is never a pixel."""
+    stack = [(values, 0)]
     while stack:
-        value, depth = stack.pop()
+        value, level = stack.pop()
         if isinstance(value, list):
-            if depth == 3:
-                raise HTTPException(422, "pixels: nested more than 3 deep; give one image or a list of images")
-            stack.extend((item, depth + 1) for item in value)
+            if level == depth:
+                return f"nested more than {depth} deep"
+            stack.extend((item, level + 1) for item in value)
         elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise HTTPException(422, f"pixels: {json.dumps(value)[:40]} is a {type(value).__name__}, not a number; "
-                                     "pixels are numbers in [0, 1]")
+            return f"{json.dumps(value)[:40]} is a {type(value).__name__}, not a number"
+    return None
+
+
+def out_of_range(pixels: np.ndarray) -> str | None:
+    """The first pixel (image, row, column) of N x H x W outside [0, 1], said in a line, or None."""
+    bad = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 1)
+    if not bad.any():
+        return None
+    image, row, col = (int(i) for i in np.argwhere(bad)[0])
+    return f"image {image}, row {row}, column {col} is {pixels[image, row, col]}; values must be in [0, 1] (255 -> 1.0)"
 
 
 def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
     """N x H x W from ``{"pixels": ...}``, or a 422 naming what is wrong."""
     if not isinstance(payload, dict) or "pixels" not in payload:
         raise HTTPException(422, 'JSON body must be an object with "pixels": one image or a list of images')
-    _only_numbers(payload["pixels"])
+    wrong = numbers_only(payload["pixels"], depth=3)
+    if wrong:
+        raise HTTPException(422, f"pixels: {wrong}; " + (
+            "give one image or a list of images" if wrong.startswith("nested") else "pixels are numbers in [0, 1]"))
     try:
         with np.errstate(over="ignore"):
             pixels = np.asarray(payload["pixels"], dtype=np.float64).astype(np.float32)
@@ -115,11 +129,9 @@ def pixels_from_json(payload: Any, shape: tuple[int, int]) -> np.ndarray:
                                  f"{height} rows of {width}) per image, for one image or a list of them")
     if len(pixels) > MAX_BATCH:
         raise HTTPException(413, f"pixels: {len(pixels)} images; at most {MAX_BATCH} per request")
-    bad = ~np.isfinite(pixels) | (pixels < 0) | (pixels > 1)
-    if bad.any():
-        image, row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise HTTPException(422, f"pixels: image {image}, row {row}, column {col} is {pixels[image, row, col]}; "
-                                 "values must be in [0, 1] (255 -> 1.0)")
+    bad = out_of_range(pixels)
+    if bad:
+        raise HTTPException(422, f"pixels: {bad}")
     return pixels
 
 

@@ -117,4 +117,7 @@ class TimingMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.metrics.observe_request(scope["path"], status[0], time.perf_counter() - started)
+            # Routed requests are labelled by their route's template (/v2/models/{name}/infer), not the
+            # path a client chose: the router leaves the route it matched in the scope.
+            route = getattr(scope.get("route"), "path", scope["path"])
+            self.metrics.observe_request(route, status[0], time.perf_counter() - started)

@@ -4,6 +4,7 @@ answer mixes two models (a request takes one loaded model for all its images).""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -31,9 +32,22 @@ class ModelHolder:
         self._lock = threading.Lock()
         self._stamp = atomic.stamp(self.path)
         self._predictor: Predictor | None = None
+        self._versions: dict[str, str | None] = {}
         if self._stamp is not None:  # a file that is there must load: a bad one is one line at start
-            self._predictor = Predictor.load(self.path)
+            self._predictor = self._load()
         self._announce()
+
+    def _load(self) -> Predictor:
+        # The champion is a link to one installed folder: resolved once, the model, its digest and
+        # its record are all that version's, whatever promotion happens meanwhile.
+        real = self.path.resolve()
+        predictor = Predictor.load(real)
+        self._versions[predictor.sha256] = registry_version(real.parent / "record.json", predictor.sha256)
+        return predictor
+
+    def version(self, predictor: Predictor) -> str | None:
+        """The registry version ``predictor`` is (a champion's), or None (a model file given by hand)."""
+        return self._versions.get(predictor.sha256)
 
     def _announce(self) -> None:
         self.metrics.serving(self._predictor and self._predictor.sha256, self.name)
@@ -51,7 +65,7 @@ class ModelHolder:
     def _reload(self) -> None:
         first = self._predictor is None
         try:
-            self._predictor = Predictor.load(self.path)
+            self._predictor = self._load()
         except Exception as exc:  # noqa: BLE001  whatever the new file is, keep answering with the model we have
             reason = str(exc) if isinstance(exc, MnistflowError) else f"{self.path}: {type(exc).__name__}: {exc}"
             log.error("kept the previous model: %s", reason)
@@ -81,3 +95,14 @@ class ModelHolder:
         if on_disk != predictor.sha256:
             return f"{self.name}: sha256 {on_disk[:12]} is not the loaded model's {predictor.sha256[:12]}"
         return None
+
+
+def registry_version(record: Path, sha256: str) -> str | None:
+    """The version a champion's record gives its model, when the record is this model's."""
+    try:
+        found = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or found.get("model_sha256") != sha256 or type(found.get("version")) is not int:
+        return None
+    return str(found["version"])

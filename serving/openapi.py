@@ -60,3 +60,48 @@ FEEDBACK = {
 MODEL_NEEDED = {"responses": {503: _error("no model loaded yet")}}
 READY = {"responses": {503: {"description": "not ready: no model, or the file changed since it loaded"}}}
 METRICS = {"responses": {404: _error("metrics are off for this service")}}
+
+
+# The Open Inference Protocol's routes (serving.v2_routes): its error body, and its
+# inference request's schema as the specification gives it (open_inference_rest.yaml),
+# written out here because the route reads the body itself (JSON, then binary tensors).
+V2_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
+
+
+def _v2_error(description: str) -> dict[str, Any]:
+    return {"description": description, **V2_ERROR}
+
+
+_TENSOR_DATA = {"type": "array", "items": {}}
+_PARAMETERS = {"type": "object"}
+INFERENCE_REQUEST = {
+    "type": "object", "required": ["inputs"], "properties": {
+        "id": {"type": "string"},
+        "parameters": _PARAMETERS,
+        "inputs": {"type": "array", "items": {"type": "object", "required": ["name", "shape", "datatype"], "properties": {
+            "name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string"}, "parameters": _PARAMETERS, "data": _TENSOR_DATA}}},
+        "outputs": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "parameters": _PARAMETERS}}},
+    }}
+
+V2_MODEL = {"responses": {404: _v2_error("no model of that name, or that version is not loaded"),
+                          503: _v2_error("no model loaded yet")}}
+V2_READY = {"responses": {503: _v2_error("not ready: no model, or the file changed since it loaded")}}
+V2_MODEL_READY = {"responses": {**V2_MODEL["responses"], **V2_READY["responses"]}}
+V2_INFER = {
+    "openapi_extra": {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": INFERENCE_REQUEST},
+        "application/octet-stream": BINARY,  # the JSON, then binary tensors (Inference-Header-Content-Length)
+    }}},
+    "responses": {
+        200: {"description": "the requested outputs", "content": {
+            "application/json": {"schema": {"type": "object"}}, "application/octet-stream": BINARY}},
+        400: _v2_error("a request the model cannot take (the error names the field)"),
+        404: _v2_error("no model of that name, or that version is not loaded"),
+        413: _v2_error("the body or the batch is over the limits"),
+        415: _v2_error("a Content-Encoding the service does not take"),
+        503: _v2_error("no model loaded yet"),
+    },
+}

@@ -29,6 +29,8 @@ from .model_holder import ModelHolder
 from .window import ServedWindow
 
 router = APIRouter()
+# Every answer names the model that gave it: a swap mid-traffic shows, request by request.
+MODEL_HEADER = "X-Model-SHA256"
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Service:
     access: FeedbackAccess
     max_upload_bytes: int
     page: str
+    model_name: str = "mnistflow"  # the model's name on the Open Inference Protocol's routes
 
 
 def service(request: Request) -> Service:
@@ -50,7 +53,7 @@ def service(request: Request) -> Service:
 
 
 @router.post("/predict", **openapi.PREDICT)
-async def predict(request: Request, served: Service = Depends(service)) -> dict[str, Any]:
+async def predict(request: Request, response: Response, served: Service = Depends(service)) -> dict[str, Any]:
     predictor = served.holder.serving()  # one model for the whole request
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request, served.max_upload_bytes)
@@ -70,6 +73,7 @@ async def predict(request: Request, served: Service = Depends(service)) -> dict[
     results = await run_in_threadpool(answers, predictor, pixels)
     served.metrics.observe_answers(results)
     served.window.add(predictor.sha256, pixels, results)
+    response.headers[MODEL_HEADER] = predictor.sha256
     return {"model": {"sha256": predictor.sha256}, "predictions": results}
 
 

@@ -33,11 +33,15 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.entry import run_main, setup_logging
 from mnistflow.errors import MnistflowError
+from mnistflow.model_repository import MODEL_NAME
 from mnistflow.paths import DEFAULT_RUN_DIR, RunPaths, roots
 from mnistflow.private_api import enabled
 
@@ -47,7 +51,9 @@ from .inbox import Inbox
 from .metrics import NoMetrics, ServiceMetrics, TimingMiddleware
 from .model_file import ModelFiles, choose_model
 from .model_holder import ModelHolder
+from .open_inference import ProtocolError
 from .routes import Service, router
+from .v2_routes import check_model_name, router as v2_router, v2_error
 from .slow_clients import BODY_SECONDS, HEADER_SECONDS, with_deadlines
 from .window import ServedWindow
 
@@ -55,20 +61,33 @@ log = logging.getLogger("mnistflow")
 
 
 def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, inbox: Inbox | None = None,
-               metrics: bool = True, access: FeedbackAccess = FeedbackAccess()) -> FastAPI:
+               metrics: bool = True, access: FeedbackAccess = FeedbackAccess(), model_name: str = MODEL_NAME) -> FastAPI:
     """The service for ``files`` (a bare path: a model file and whatever lies beside it);
     corrections go to ``inbox`` (none: POST /feedback answers 404), from the clients
-    ``access`` admits; ``metrics``: count and time every request for GET /metrics."""
+    ``access`` admits; ``metrics``: count and time every request for GET /metrics;
+    ``model_name``: the model's name on the Open Inference Protocol's /v2 routes."""
     files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
     app.include_router(router)
-    counters = ServiceMetrics({route.path for route in router.routes}) if metrics else NoMetrics()
+    app.include_router(v2_router)
+    app.add_exception_handler(ProtocolError, v2_error)
+    app.add_exception_handler(HTTPException, http_error)
+    counters = ServiceMetrics({route.path for r in (router, v2_router) for route in r.routes}) if metrics else NoMetrics()
     if counters.enabled:
         app.add_middleware(TimingMiddleware, metrics=counters)
     app.state.service = Service(files, ModelHolder(files.model, counters, files.name), ServedWindow(), counters,
                                 inbox, access, max_upload_bytes,
-                                resources.files("serving").joinpath("page.html").read_text())
+                                resources.files("serving").joinpath("page.html").read_text(),
+                                check_model_name(model_name))
     return app
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """FastAPI's own error body (``{"detail": ...}``), except under /v2, where the Open
+    Inference Protocol's clients read ``{"error": ...}``."""
+    if request.url.path.startswith("/v2"):
+        return v2_error(request, exc)
+    return await http_exception_handler(request, exc)
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
@@ -106,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the clients' token hashes and names, a line each (serving/clients.py)")
     parser.add_argument("--trusted-proxy", action="append", default=[],
                         help="an address or network whose X-Forwarded-For is believed (repeatable)")
+    parser.add_argument("--model-name", default=MODEL_NAME,
+                        help="the model's name on the Open Inference Protocol's /v2 routes (default: %(default)s)")
     parser.add_argument("--header-seconds", type=float, default=HEADER_SECONDS,
                         help="close a connection whose request headers take longer (default: %(default)s)")
     parser.add_argument("--body-seconds", type=float, default=BODY_SECONDS,
@@ -118,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         import uvicorn
 
         protocol = with_deadlines(args.header_seconds, args.body_seconds) if enabled("header-deadline") else "h11"
+        check_model_name(args.model_name)
         registry = RegistryPaths(roots(registry=args.registry).registry)
         files = choose_model(args.model, registry, RunPaths(DEFAULT_RUN_DIR))
         if args.model is not None and not args.model.exists():
@@ -128,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens = read_tokens(args.feedback_tokens) if args.feedback_tokens else {}
         access = FeedbackAccess(args.feedback, tokens, check_proxies(args.trusted_proxy))
         app = create_app(files, inbox=None if args.no_feedback else Inbox(registry.inbox),
-                         metrics=not args.no_metrics, access=access)
+                         metrics=not args.no_metrics, access=access, model_name=args.model_name)
         if files.why:
             log.info("%s", files.why)
         listening = bound_socket(args.host, args.port)  # before "serving": a taken port is one line
