@@ -83,7 +83,8 @@ def history_table(entries: list[dict[str, Any]]) -> str:
         trigger = e.get("trigger") or {}
         cause = f"trigger: increment {trigger.get('increment')}" if trigger.get("increment") else (
             f"by {e['by'].get('flow_run_name') or e['by'].get('flow_run_id') or 'hand'}" if e.get("by") else "")
-        lines.append(f"{e['time']}  {e['event']:<9} version {e['version']:>3}"
+        which = f"version {e['version']:>3}" if "version" in e else f"model {str(e.get('model_sha256'))[:11]}"
+        lines.append(f"{e['time']}  {e['event']:<9} {which}"
                      + (f" (from {e['from_version']})" if e.get("from_version") else "")
                      + (f"  test {100 * test:.2f}%" if test is not None else "")
                      + f"  {e.get('reason') or ''}" + (f"  [{cause}]" if cause else ""))

@@ -141,6 +141,10 @@ def rollback(registry: RegistryPaths, to: int | None, reason: str, by: dict[str,
     return event
 
 
+# The history's events that change which version serves (a shadow's come and go beside it).
+SERVING_EVENTS = ("promotion", "rollback")
+
+
 def history_path(registry: RegistryPaths) -> Path:
     return registry.dir / "history.jsonl"
 
@@ -169,7 +173,8 @@ def read_history(registry: RegistryPaths) -> list[dict[str, Any]]:
 
 def serving_at(registry: RegistryPaths, when: datetime) -> dict[str, Any] | None:
     """The history entry of the version that served at ``when`` (aware), or None before the first."""
-    earlier = [e for e in read_history(registry) if datetime.fromisoformat(e["time"]) <= when]
+    earlier = [e for e in read_history(registry) if e["event"] in SERVING_EVENTS
+               and datetime.fromisoformat(e["time"]) <= when]
     return earlier[-1] if earlier else None
 
 

@@ -56,6 +56,19 @@ class RegistryPaths:
         return self.champion / "profile.json"
 
     @property
+    def shadow(self) -> Path:
+        # A challenger answering beside the champion on live traffic, before it serves (lifecycle.shadow).
+        return self.dir / "shadow"
+
+    @property
+    def shadow_model(self) -> Path:
+        return self.shadow / "model.pt"
+
+    @property
+    def shadow_record(self) -> Path:
+        return self.shadow / "record.json"
+
+    @property
     def runs(self) -> Path:
         return self.dir / "runs"
 

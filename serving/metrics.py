@@ -47,6 +47,19 @@ class ServiceMetrics:
         self.ready = Gauge("mnistflow_ready", "1 when a verified model is loaded (GET /ready answers 200)",
                            registry=r)
         self.model = Info("mnistflow_model", "The model in service", registry=r)
+        self.shadow_images = Counter("mnistflow_shadow_images", "Images the shadow answered beside the champion",
+                                     registry=r)
+        self.shadow_agreements = Counter("mnistflow_shadow_agreements",
+                                         "Images the shadow gave the champion's class", registry=r)
+        self.shadow_disagreements = Counter("mnistflow_shadow_disagreements",
+                                            "Images they gave different classes, by the champion's and the shadow's",
+                                            ["champion", "shadow"], registry=r)
+        self.shadow_confidence = Histogram("mnistflow_shadow_confidence", "The shadow's top-1 probability",
+                                           buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.shadow_latency = Histogram("mnistflow_shadow_latency_seconds", "The shadow's time for a request's images",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.shadow_dropped = Counter("mnistflow_shadow_dropped", "Requests not shadowed: the shadow's queue was full",
+                                      registry=r)
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         route = path if path in self.routes else "other"
@@ -61,6 +74,17 @@ class ServiceMetrics:
                 continue
             self.predictions.labels(str(result["label"])).inc()
             self.confidence.observe(float(result["top"][0]["probability"]))
+
+    def observe_shadow(self, rows: list[tuple[str, str, float]], seconds: float) -> None:
+        """One shadowed request: per image the champion's class, the shadow's, and the shadow's confidence."""
+        self.shadow_images.inc(len(rows))
+        self.shadow_latency.observe(seconds)
+        for champion, shadow, confidence in rows:
+            self.shadow_confidence.observe(confidence)
+            if champion == shadow:
+                self.shadow_agreements.inc()
+            else:
+                self.shadow_disagreements.labels(champion, shadow).inc()
 
     def serving(self, sha256: str | None, path: str) -> None:
         self.model.info({"sha256": sha256 or "", "path": path})
@@ -85,9 +109,12 @@ class NoMetrics:
     counted, and no GET /metrics. The routes count without asking whether they may."""
 
     enabled = False
-    feedback = feedback_refused = reloads = reload_failures = _Dropped()
+    feedback = feedback_refused = reloads = reload_failures = shadow_dropped = _Dropped()
 
     def observe_answers(self, results: list[dict[str, Any]]) -> None:
+        pass
+
+    def observe_shadow(self, rows: list[tuple[str, str, float]], seconds: float) -> None:
         pass
 
     def serving(self, sha256: str | None, path: str) -> None:

@@ -26,14 +26,19 @@ class ModelHolder:
 
     ``name`` is how answers name the file (never its absolute path); logs say the path."""
 
-    def __init__(self, path: Path, metrics: ServiceMetrics | NoMetrics = NoMetrics(), name: str | None = None) -> None:
-        self.path, self.metrics = Path(path), metrics
+    def __init__(self, path: Path, metrics: ServiceMetrics | NoMetrics = NoMetrics(), name: str | None = None,
+                 optional: bool = False) -> None:
+        """``optional``: a model that may come and go (the shadow): a bad file is logged, not fatal,
+        and a file taken away is a model no longer held."""
+        self.path, self.metrics, self.optional = Path(path), metrics, optional
         self.name = name or self.path.name
         self._lock = threading.Lock()
         self._stamp = atomic.stamp(self.path)
         self._predictor: Predictor | None = None
         self._versions: dict[str, str | None] = {}
-        if self._stamp is not None:  # a file that is there must load: a bad one is one line at start
+        if self._stamp is not None and optional:
+            self._reload()
+        elif self._stamp is not None:  # a file that is there must load: a bad one is one line at start
             self._predictor = self._load()
         self._announce()
 
@@ -54,6 +59,10 @@ class ModelHolder:
 
     def current(self) -> Predictor | None:
         stamp = atomic.stamp(self.path)  # one stat per request: microseconds
+        if stamp is None and self.optional and self._predictor is not None:
+            with self._lock:
+                self._predictor, self._stamp = None, None
+                log.info("%s is gone: no longer held", self.path)
         if stamp is not None and stamp != self._stamp:
             with self._lock:
                 if stamp != self._stamp:

@@ -60,6 +60,7 @@ FEEDBACK = {
 MODEL_NEEDED = {"responses": {503: _error("no model loaded yet")}}
 READY = {"responses": {503: {"description": "not ready: no model, or the file changed since it loaded"}}}
 METRICS = {"responses": {404: _error("metrics are off for this service")}}
+SHADOW = {"responses": {404: _error("this service shadows nothing")}}
 
 
 # The Open Inference Protocol's routes (serving.v2_routes): its error body, and its

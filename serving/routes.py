@@ -26,6 +26,7 @@ from .inbox import Inbox, Refused
 from .metrics import NoMetrics, ServiceMetrics
 from .model_file import ModelFiles
 from .model_holder import ModelHolder
+from .shadow import Shadow
 from .window import ServedWindow
 
 router = APIRouter()
@@ -46,6 +47,7 @@ class Service:
     max_upload_bytes: int
     page: str
     model_name: str = "mnistflow"  # the model's name on the Open Inference Protocol's routes
+    shadow: Shadow | None = None  # a challenger answering beside the champion (serving.shadow)
 
 
 def service(request: Request) -> Service:
@@ -71,10 +73,17 @@ async def predict(request: Request, response: Response, served: Service = Depend
         raise HTTPException(415, f"content type {kind or 'missing'}: send multipart/form-data with an image "
                                  "file, an image/* body, or application/json pixels")
     results = await run_in_threadpool(answers, predictor, pixels)
-    served.metrics.observe_answers(results)
-    served.window.add(predictor.sha256, pixels, results)
+    answered(served, predictor, pixels, results)
     response.headers[MODEL_HEADER] = predictor.sha256
     return {"model": {"sha256": predictor.sha256}, "predictions": results}
+
+
+def answered(served: Service, predictor: Predictor, pixels: Any, results: list[dict[str, Any]]) -> None:
+    """What every route that answers does after: count, keep in the drift window, hand to the shadow."""
+    served.metrics.observe_answers(results)
+    served.window.add(predictor.sha256, pixels, results)
+    if served.shadow is not None:
+        served.shadow.offer(predictor, pixels, results)
 
 
 @router.post("/feedback", status_code=201, **openapi.FEEDBACK)
@@ -110,6 +119,14 @@ def ready(served: Service = Depends(service)) -> Any:
 def served_window(served: Service = Depends(service)) -> dict[str, Any]:
     """What the service answered lately (no pictures): the drift check's input (flows/monitor.py)."""
     return served.window.snapshot(served.holder.serving().labels)
+
+
+@router.get("/monitoring/shadow", **openapi.SHADOW)
+def shadowed(served: Service = Depends(service)) -> dict[str, Any]:
+    """How the shadow answered beside the champion: the judge-shadow flow's input (flows/judge_shadow.py)."""
+    if served.shadow is None:
+        raise HTTPException(404, "this service shadows nothing (started with --shadow-fraction 0)")
+    return served.shadow.snapshot()
 
 
 @router.get("/metrics", **openapi.METRICS)

@@ -53,6 +53,7 @@ from .model_file import ModelFiles, choose_model
 from .model_holder import ModelHolder
 from .open_inference import ProtocolError
 from .routes import Service, router
+from .shadow import Shadow
 from .v2_routes import check_model_name, router as v2_router, v2_error
 from .slow_clients import BODY_SECONDS, HEADER_SECONDS, with_deadlines
 from .window import ServedWindow
@@ -61,11 +62,14 @@ log = logging.getLogger("mnistflow")
 
 
 def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTES, inbox: Inbox | None = None,
-               metrics: bool = True, access: FeedbackAccess = FeedbackAccess(), model_name: str = MODEL_NAME) -> FastAPI:
+               metrics: bool = True, access: FeedbackAccess = FeedbackAccess(), model_name: str = MODEL_NAME,
+               shadow: Path | None = None, shadow_fraction: float = 1.0) -> FastAPI:
     """The service for ``files`` (a bare path: a model file and whatever lies beside it);
     corrections go to ``inbox`` (none: POST /feedback answers 404), from the clients
     ``access`` admits; ``metrics``: count and time every request for GET /metrics;
-    ``model_name``: the model's name on the Open Inference Protocol's /v2 routes."""
+    ``model_name``: the model's name on the Open Inference Protocol's /v2 routes; ``shadow``: the
+    shadow's model file, which answers ``shadow_fraction`` of the requests beside the champion
+    when it is there (serving.shadow)."""
     files = files if isinstance(files, ModelFiles) else ModelFiles.given(Path(files))
     app = FastAPI(title="mnistflow", summary="An MNIST-family classifier, served")
     app.include_router(router)
@@ -78,7 +82,8 @@ def create_app(files: ModelFiles | Path, max_upload_bytes: int = MAX_UPLOAD_BYTE
     app.state.service = Service(files, ModelHolder(files.model, counters, files.name), ServedWindow(), counters,
                                 inbox, access, max_upload_bytes,
                                 resources.files("serving").joinpath("page.html").read_text(),
-                                check_model_name(model_name))
+                                check_model_name(model_name),
+                                Shadow(shadow, shadow_fraction, counters) if shadow is not None else None)
     return app
 
 
@@ -127,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="an address or network whose X-Forwarded-For is believed (repeatable)")
     parser.add_argument("--model-name", default=MODEL_NAME,
                         help="the model's name on the Open Inference Protocol's /v2 routes (default: %(default)s)")
+    parser.add_argument("--shadow-fraction", type=float, default=1.0,
+                        help="the share of requests the registry's shadow also answers, off the request path "
+                             "(0: none; default: %(default)s)")
     parser.add_argument("--header-seconds", type=float, default=HEADER_SECONDS,
                         help="close a connection whose request headers take longer (default: %(default)s)")
     parser.add_argument("--body-seconds", type=float, default=BODY_SECONDS,
@@ -140,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
 
         protocol = with_deadlines(args.header_seconds, args.body_seconds) if enabled("header-deadline") else "h11"
         check_model_name(args.model_name)
+        if not 0 <= args.shadow_fraction <= 1:
+            raise MnistflowError(f"--shadow-fraction {args.shadow_fraction}: a share from 0 to 1")
         registry = RegistryPaths(roots(registry=args.registry).registry)
         files = choose_model(args.model, registry, RunPaths(DEFAULT_RUN_DIR))
         if args.model is not None and not args.model.exists():
@@ -150,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
         tokens = read_tokens(args.feedback_tokens) if args.feedback_tokens else {}
         access = FeedbackAccess(args.feedback, tokens, check_proxies(args.trusted_proxy))
         app = create_app(files, inbox=None if args.no_feedback else Inbox(registry.inbox),
-                         metrics=not args.no_metrics, access=access, model_name=args.model_name)
+                         metrics=not args.no_metrics, access=access, model_name=args.model_name,
+                         shadow=registry.shadow_model if args.shadow_fraction > 0 else None,
+                         shadow_fraction=args.shadow_fraction)
         if files.why:
             log.info("%s", files.why)
         listening = bound_socket(args.host, args.port)  # before "serving": a taken port is one line

@@ -25,7 +25,7 @@ from . import open_inference, openapi
 from .answers import answers
 from .bodies import MAX_BATCH, read_body
 from .open_inference import ProtocolError
-from .routes import MODEL_HEADER, Service, service
+from .routes import MODEL_HEADER, Service, answered, service
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol"])
 EXTENSIONS = ["binary_tensor_data"]
@@ -143,12 +143,10 @@ async def infer(served: Service, request: Request, name: str, version: str | Non
 
 
 def answer(served: Service, predictor: Predictor, pixels: Any) -> dict[str, tuple[str, Any]]:
-    """The batch's outputs; counted and kept in the window as /predict's answers are."""
+    """The batch's outputs; counted, kept in the window and shadowed as /predict's answers are."""
     logits = predictor.logits(pixels)
     probabilities = softmax(logits)
-    results = answers(predictor, pixels, probabilities)
-    served.metrics.observe_answers(results)
-    served.window.add(predictor.sha256, pixels, results)
+    answered(served, predictor, pixels, answers(predictor, pixels, probabilities))
     return open_inference.outputs_of(logits.numpy(), probabilities, predictor.labels)
 
 
