@@ -194,6 +194,9 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
                                 help="the challenger's test accuracy must reach the champion's plus this")
             parser.add_argument("--warm-start", action="store_true",
                                 help="fine-tune the champion for train.warm_stages (from scratch when there is none)")
+            parser.add_argument("--promotion", choices=("champion", "shadow"), default="champion",
+                                help="where a challenger that passes goes: into service, or first beside the "
+                                     "champion as its shadow (judged by python -m flows.judge_shadow)")
             parser.add_argument("--min-recent-accuracy", type=float, default=None,
                                 help="hold a challenger for review under this accuracy on the new items' "
                                      "held-out part (default 0.3)")
@@ -217,6 +220,6 @@ def run_from_command_line(flow_fn: Callable[..., Any], prog: str, description: s
         recent = {} if args.min_recent_accuracy is None else {"min_recent_accuracy": args.min_recent_accuracy}
         return {**kwargs, "registry_dir": registry, "dvc_push": not args.no_dvc_push,
                 "dvc_version": not args.no_dvc_version, "promotion_margin": args.promotion_margin,
-                "warm_start": args.warm_start, **recent}
+                "warm_start": args.warm_start, "promotion": args.promotion, **recent}
 
     run_flow_command(flow_fn, prog, description, summary, add_arguments, prepare)

@@ -24,6 +24,7 @@ from prefect.events import emit_event
 from prefect.states import Completed
 
 from flows.cli import run_flow_command
+from flows.service_client import get_from_service
 from lifecycle.drift_inputs import MAX_BYTES, Window, comparable, parse, read_profile
 from lifecycle.drift import DriftReport, Thresholds, compare
 from mnistflow.errors import MnistflowError
@@ -39,25 +40,10 @@ def read_window(service_url: str) -> dict[str, Any] | str:
     """The service's window, read within a byte bound and checked (lifecycle/drift_inputs.py);
     or, when nothing listens there, the one line that says so (a run with nothing to watch
     is skipped, not failed: the hourly schedule must not fill a terminal with tracebacks)."""
-    import httpx
-
-    url = f"{service_url.rstrip('/')}/monitoring/window"
-    try:
-        with httpx.stream("GET", url, timeout=30) as response:
-            if response.status_code != 200:
-                raise MnistflowError(f"service_url: {url} answered {response.status_code}: "
-                                     f"{response.read()[:200].decode(errors='replace')}")
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BYTES:
-                    raise MnistflowError(f"service_url: {url}: the window is over {MAX_BYTES:,} bytes; refused")
-    except httpx.ConnectError as exc:
-        return (f"no service answers at {service_url} ({exc}): nothing to watch; start one (`make serve`) "
-                "or give service_url")
-    except httpx.HTTPError as exc:
-        raise MnistflowError(f"service_url: {url}: {exc}") from None
-    return parse(Window, bytes(body), url)
+    body = get_from_service(service_url, "/monitoring/window", MAX_BYTES)
+    if isinstance(body, str):
+        return body
+    return parse(Window, body, f"{service_url.rstrip('/')}/monitoring/window")
 
 
 def plot(profile: dict[str, Any], window: dict[str, Any]) -> str:

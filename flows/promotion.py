@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
@@ -24,6 +24,7 @@ from mnistflow.paths import RunPaths
 from mnistflow.tensors import DeviceData
 from tasks.judge import judge_task
 from tasks.promote import promote_task
+from tasks.shadow import install_shadow_task
 from tasks.record import record_task
 from tasks.version import version_task
 
@@ -35,6 +36,8 @@ from tasks.version import version_task
 # few of the held-out ones right too (10% in tests/acceptance/test_trust_loop.py), but more than the
 # champion, which misread them all: hence the gain beside the floor.
 MIN_RECENT_ACCURACY = 0.3
+# Where a challenger that passes goes: straight into service, or first beside it (lifecycle.shadow).
+Promotion = Literal["champion", "shadow"]
 MIN_RECENT_GAIN = 0.02
 
 
@@ -73,9 +76,13 @@ def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, r
                       data: DeviceData, margin: float, dvc: DvcVersioning | None = None,
                       evaluation: dict[str, Any] | None = None,
                       before_promotion: Callable[[], object] | None = None,
-                      min_recent_accuracy: float = MIN_RECENT_ACCURACY) -> registry.Decision:
+                      min_recent_accuracy: float = MIN_RECENT_ACCURACY,
+                      promotion: Promotion = "champion") -> registry.Decision:
     """Judge, version, promote (after ``before_promotion``: a sweep's winner gets its ONNX
-    file and model card only then), and record. Returns the decision."""
+    file and model card only then), and record. Returns the decision. With ``promotion``
+    "shadow", a challenger that passes is installed as the shadow instead, to answer live
+    traffic beside the champion until the judge-shadow flow promotes or discards it (the
+    first champion is promoted at once: there is nothing to shadow)."""
     def champion_on_recent() -> float | None:
         if data.recent is None or not len(data.recent) or not registry_paths.champion_model.exists():
             return None
@@ -94,7 +101,14 @@ def judge_and_promote(record: dict[str, Any], params: Params, paths: RunPaths, r
         message = (f"retrain {record['run_id']}: test accuracy {decision.challenger_accuracy:.4f}, "
                    f"{'promoted' if decision.promote else 'not promoted'}")
         record["dvc"] = version_task(dvc.root, paths, params, message, dvc.push)
-    if decision.promote:
+    if decision.promote and promotion == "shadow" and decision.champion_accuracy is not None:
+        if before_promotion is not None:
+            before_promotion()
+        decision = replace(decision, promote=False, reason=f"installed as the shadow, to be judged on live traffic "
+                                                           f"(python -m flows.judge_shadow): {decision.reason}")
+        record.update(promoted=False, shadow=True, reason=decision.reason)
+        record["shadow_path"] = install_shadow_task(paths, registry_paths, record)
+    elif decision.promote:
         if before_promotion is not None:
             before_promotion()
         record["champion_path"] = promote_task(paths, registry_paths, record)

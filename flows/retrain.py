@@ -33,7 +33,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.cli import run_from_command_line
 from flows.pipeline import checked_device, resolve_params, run_folder_guard, run_pipeline
-from flows.promotion import MIN_RECENT_ACCURACY, DvcVersioning, judge_and_promote, new_record
+from flows.promotion import MIN_RECENT_ACCURACY, DvcVersioning, Promotion, judge_and_promote, new_record
 from lifecycle import registry, versions
 from lifecycle.retraction import learned_increments
 from mnistflow.device import DeviceChoice
@@ -56,7 +56,8 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                registry_dir: Path | None = None, device: DeviceChoice | None = None,
                from_scratch: bool = False, min_new_items: int = 0, stale_after_days: float = 14.0,
                trigger: dict[str, Any] | None = None,
-               min_recent_accuracy: float = MIN_RECENT_ACCURACY, warm_start: bool = False) -> dict[str, Any]:
+               min_recent_accuracy: float = MIN_RECENT_ACCURACY, warm_start: bool = False,
+               promotion: Promotion = "champion") -> dict[str, Any]:
     """Retrain; promote the challenger only if it is at least as good as the champion.
 
     Args:
@@ -83,6 +84,9 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
         warm_start: fine-tune the champion for train.warm_stages instead of training
             train.stages from scratch (with no champion yet, from scratch). The deployment's
             trigger on added data sets it; params.yaml cannot, so `dvc repro` never needs a champion.
+        promotion: "champion": a challenger that passes serves at once; "shadow": it answers
+            live traffic beside the champion first, and the judge-shadow flow promotes it when
+            it agrees with the champion and is as sure (docs/serving.md, "Shadow before promotion").
     """
     logger = get_run_logger()
     params = resolve_params(params, params_file)
@@ -114,11 +118,12 @@ def retraining(params: Params | None = None, params_file: str = "params.yaml",
                               warm_start=start)
         decision = judge_and_promote(record, params, paths, registry_paths, result.data, promotion_margin,
                                      DvcVersioning(dvc_root, dvc_push) if dvc_version else None, result.evaluation,
-                                     min_recent_accuracy=min_recent_accuracy)
+                                     min_recent_accuracy=min_recent_accuracy, promotion=promotion)
         report_task(result.evaluation, paths.history, result.plots,
                     {"promoted": decision.promote, "reason": decision.reason,
                      "note": started_note(version) + record["staleness"]["message"]})
-    return {"trained": True, "promoted": decision.promote, "reason": decision.reason,
+    return {"trained": True, "promoted": decision.promote, "shadow": bool(record.get("shadow")),
+            "reason": decision.reason,
             "test_accuracy": decision.challenger_accuracy, "warm_start": record["warm_start"]}
 
 
@@ -208,7 +213,8 @@ def starting_point(params: Params, warm_start: bool, champion: dict[str, Any] | 
 
 def main() -> None:
     run_from_command_line(retraining, "python -m flows.retrain", __doc__,
-                          lambda r, link: ("promoted: " if r["promoted"] else "not promoted: ") + r["reason"]
+                          lambda r, link: ("promoted: " if r["promoted"] else "shadow: " if r.get("shadow")
+                                           else "not promoted: ") + r["reason"]
                           + f"\n  run in the UI: {link}",
                           with_registry=True)
 

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
 from mnistflow.paths import RunPaths
@@ -36,6 +38,34 @@ class Thresholds:
     min_images: int = 200          # shadowed images before any judgement
     min_agreement: float = 0.95    # share of images where shadow and champion give the same class
     max_confidence_drop: float = 0.05  # the shadow's mean top-1 probability, at most this under the champion's
+
+
+MAX_BYTES = 2**20  # the service's shadow statistics: a few KB
+
+
+class LiveStats(BaseModel):
+    """``GET /monitoring/shadow``'s answer (serving.shadow), checked before it is judged."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    shadow_sha256: str | None = Field(pattern="^[0-9a-f]{64}$")
+    champion_sha256: str | None = Field(pattern="^[0-9a-f]{64}$")
+    images: int = Field(ge=0)
+    agreement: float | None = Field(ge=0, le=1)
+    champion_confidence: float | None = Field(ge=0, le=1)
+    shadow_confidence: float | None = Field(ge=0, le=1)
+    disagreements: dict[str, int]
+    dropped_requests: int = Field(ge=0)
+
+
+def parse_live(raw: bytes, where: str) -> dict[str, Any]:
+    """The service's answer as checked statistics, or one line naming ``where`` and the field."""
+    try:
+        return LiveStats.model_validate_json(raw).model_dump()
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(map(str, error["loc"])) or "body"
+        raise MnistflowError(f"{where}: {field}: {error['msg']}") from None
 
 
 def install_shadow(run: RunPaths, registry_paths: RegistryPaths, record: dict[str, Any]) -> dict[str, Any]:
