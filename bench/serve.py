@@ -37,7 +37,7 @@ TARGET_MS = 10.0
 BATCH = 256
 
 
-def model_file(preset: Path, folder: Path) -> Path:
+def model_file(preset: Path, folder: Path, seed: int = 0) -> Path:
     from mnistflow.checkpoints import save_model
     from mnistflow.params import load_params
     from mnistflow.train import architecture
@@ -46,7 +46,7 @@ def model_file(preset: Path, folder: Path) -> Path:
     params = load_params(preset)
     arch = architecture(params.model, (28, 28))
     path = folder / f"{preset.stem}.pt"
-    save_model(path, build_model(arch, 0), architecture=arch, input_scaling={"scale": 1 / 255, "mean": 0.0, "std": 1.0},
+    save_model(path, build_model(arch, seed), architecture=arch, input_scaling={"scale": 1 / 255, "mean": 0.0, "std": 1.0},
                dataset="mnist")
     return path
 

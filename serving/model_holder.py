@@ -63,12 +63,17 @@ class ModelHolder:
             with self._lock:
                 self._predictor, self._stamp = None, None
                 log.info("%s is gone: no longer held", self.path)
-        if stamp is not None and stamp != self._stamp:
-            with self._lock:
+        # One request loads a replaced file; those that arrive meanwhile answer with the model
+        # they would have had a moment before, rather than queue behind the load (a swap under
+        # load: bench/swaps.py). With no model yet, they wait for the first.
+        if stamp is not None and stamp != self._stamp and self._lock.acquire(blocking=self._predictor is None):
+            try:
                 if stamp != self._stamp:
                     self._reload()
                     self._stamp = stamp
                     self._announce()
+            finally:
+                self._lock.release()
         return self._predictor
 
     def _reload(self) -> None:

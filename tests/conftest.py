@@ -84,6 +84,16 @@ def trained(tmp_path_factory) -> RunPaths:
     return run_stages(validate(tiny_params(root / "mirror", checksums)), root / "data", RunPaths(root / "run"))
 
 
+@pytest.fixture(scope="module")
+def other_trained(tmp_path_factory) -> RunPaths:
+    """A second tiny model (another width and seed) that disagrees with ``trained`` now and then:
+    the shadow's and the swaps' other model."""
+    root = tmp_path_factory.mktemp("other")
+    checksums = write_dataset(root / "mirror")
+    params = tiny_params(root / "mirror", checksums, model={"hidden": [8]}, train={"seed": 7})
+    return run_stages(validate(params), root / "data", RunPaths(root / "run"))
+
+
 @pytest.fixture
 def dataset(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A small generated MNIST-format dataset in a directory mirror, and its checksums."""

@@ -14,22 +14,16 @@ from lifecycle import registry, shadow
 from lifecycle.install import serving_folder
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.inference import Predictor
-from mnistflow.params import validate
 from mnistflow.paths import RunPaths
 from serving import shadow as serving_shadow
 from serving.model_file import ModelFiles
 from serving.service import create_app
-from tests.conftest import run_stages
-from tests.helpers import make_arrays, tiny_params, write_dataset
+from tests.helpers import make_arrays
 
 
-@pytest.fixture(scope="module")
-def other(tmp_path_factory) -> RunPaths:
-    """A second model: another width and seed, so it disagrees with ``trained`` now and then."""
-    root = tmp_path_factory.mktemp("other")
-    checksums = write_dataset(root / "mirror")
-    params = tiny_params(root / "mirror", checksums, model={"hidden": [8]}, train={"seed": 7})
-    return run_stages(validate(params), root / "data", RunPaths(root / "run"))
+@pytest.fixture
+def other(other_trained) -> RunPaths:
+    return other_trained
 
 
 @pytest.fixture
