@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from prefect import get_run_logger
 from prefect.concurrency.sync import concurrency
@@ -24,6 +24,7 @@ from mnistflow.params import Params, load_params
 from mnistflow.paths import RunPaths
 from mnistflow.preflight import check_fits_data, check_run_folder, preflight
 from mnistflow.run_lock import run_folder_lock
+from mnistflow.train import EpochReport
 from mnistflow.tensors import DeviceData
 from mnistflow.starting_point import WarmStart, check_init
 from mnistflow.train import training_record
@@ -113,14 +114,17 @@ def run_folder_guard(paths: RunPaths, dataset_dir: Path) -> Iterator[Path | None
 def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: DeviceChoice,
                  files: DatasetFiles | None = None, progress_artifact: bool = True,
                  hand_off: bool = True, from_scratch: bool = False, label: str = "",
-                 warm_start: WarmStart | None = None) -> PipelineResult:
+                 warm_start: WarmStart | None = None,
+                 epoch_hook: Callable[[EpochReport], None] | None = None) -> PipelineResult:
     """The whole pipeline as task runs, on the ``device`` the flow chose. A sweep's
     trials pass ``progress_artifact=False`` (dozens of trials moving one progress bar
     would tell nobody anything) and ``hand_off=False``: no ONNX file or model card for
     every trial, only for the one promoted (``hand_off_tasks``). ``from_scratch``
     drops the run's checkpoint first, so a finished run trains again. ``label`` ends
     every task run's name (a sweep's trial id), so each log line says whose it is.
-    ``warm_start``: the champion a warm-started run (Params.warm_started) fine-tunes."""
+    ``warm_start``: the champion a warm-started run (Params.warm_started) fine-tunes.
+    ``epoch_hook`` hears every epoch's report after its checkpoint is saved (a search's
+    trial reports to its study there, and may stop: lifecycle.study)."""
     check_init(params, warm_start)  # before anything is written
     get_run_logger().info("params digest %s; run folder %s", params.digest()[:12], paths.dir)
     split, tensors, train_stage, evaluate, plot = (labelled(t, label) for t in (
@@ -134,7 +138,7 @@ def run_pipeline(params: Params, paths: RunPaths, data_root: Path, device: Devic
         paths.last_checkpoint.unlink(missing_ok=True)
     with training_record(paths, device) as took:
         for index in range(len(params.train.run_stages)):
-            train_stage(params, data, runtime, files, index, paths, progress, warm_start)
+            train_stage(params, data, runtime, files, index, paths, progress, warm_start, epoch_hook)
     evaluation = (hand_off_tasks(params, data, runtime, files, paths) if hand_off
                else evaluate(params, data, files, runtime, paths))
     plots = plot(paths, params.plot)

@@ -26,10 +26,12 @@ from flows.cli import run_flow_command
 from flows.dask_cluster import local_cluster, visible_gpus
 from flows.pipeline import hand_off_tasks, runtime_and_tensors
 from flows.promotion import judge_and_promote, new_record
+from flows.search import run_search
 from flows.trials import run_trials
 from lifecycle import registry
 from lifecycle.leaderboard import best
-from lifecycle.sweep_spec import SweepSpec, Trial, apply_params, expand, load_spec, swept_keys
+from lifecycle.search_spec import check_space
+from lifecycle.sweep_spec import SweepSpec, Trial, apply_params, expand, load_spec, make_trial, swept_keys
 from mnistflow.dataset_files import DatasetFiles, dataset_dir
 from mnistflow.errors import MnistflowError
 from mnistflow.params import DataParams
@@ -76,15 +78,24 @@ def sweep(spec: SweepSpec | None = None, sweep_file: str = "sweeps/example.yaml"
     files = datasets_of(trials, where.data_root)
     sweep_dir = Path(runs_root) / spec.name
     gpu = _wants_gpu(trials)
+    in_flight = min(workers or spec.workers, spec.trial_count)
     if dask_address:
         runner = DaskTaskRunner(address=dask_address)
     else:
         threads = max(t.params.train.threads for t in trials)
-        gpus = visible_gpus() if gpu else 0
-        runner = DaskTaskRunner(**local_cluster(min(workers or spec.workers, len(trials)), threads, gpus))
-    logger.info("sweep %s: %d trials into %s", spec.name, len(trials), sweep_dir)
-    rows = run_trials.with_options(task_runner=runner)(trials, sweep_dir, where.data_root, files, gpu)
-    swept = swept_keys(trials)
+        runner = DaskTaskRunner(**local_cluster(in_flight, threads, visible_gpus() if gpu else 0))
+    logger.info("sweep %s: %d trials into %s", spec.name, spec.trial_count, sweep_dir)
+    if spec.search is not None:  # trials[0] is the base: every trial reads its dataset
+        base = trials[0].params.model_dump(mode="json")
+        rows = run_search.with_options(task_runner=runner)(spec, base, sweep_dir, where.data_root,
+                                                           files[trials[0].id], in_flight)
+        trials = [make_trial(r["trial"], r["overrides"], base, f"search {spec.name}") for r in rows
+                  if r["status"] == "completed"]
+        files = {t.id: files[BASE] for t in trials}
+        swept = sorted(spec.search.params)
+    else:
+        rows = run_trials.with_options(task_runner=runner)(trials, sweep_dir, where.data_root, files, gpu)
+        swept = swept_keys(trials)
     outputs = leaderboard_task(sweep_dir, spec.name, rows, swept, spec.select)
     top = best(rows, spec.select)
     if top is None:
@@ -115,11 +126,20 @@ def datasets_of(trials: list[Trial], data_root: Path,
     return {trial.id: by_folder[dataset_dir(trial.params.data, data_root)] for trial in trials}
 
 
+BASE = "base"  # a search's one planned trial: its base params, checked as every trial is
+
+
 def trials_of(spec: SweepSpec) -> list[Trial]:
+    """Every trial of a grid or random sweep; for a search, its base, after its space is checked
+    against the params schema (lifecycle.search_spec): the study draws the trials as it goes."""
     from mnistflow.params import load_params
 
     base = load_params(spec.base)  # the base must itself be valid
-    return expand(spec, base.model_dump(mode="json"), f"sweep {spec.name}")
+    raw = base.model_dump(mode="json")
+    if spec.search is not None:
+        check_space(spec.search, raw, f"sweep {spec.name}")
+        return [Trial(BASE, {}, base)]
+    return expand(spec, raw, f"sweep {spec.name}")
 
 
 def plan(spec: SweepSpec, folders: list[Path], check_devices: bool = True) -> list[Trial]:

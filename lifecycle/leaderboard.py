@@ -16,8 +16,11 @@ from mnistflow import atomic
 
 from .sweep_spec import SELECTABLE
 
-RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "train_seconds",
+RESULT_COLUMNS = ("val_accuracy", "val_loss", "test_accuracy", "train_seconds", "epochs",
                   "started_at", "finished_at", "worker", "status", "reason")
+# A search's trials end in one of three states: completed ones rank, pruned ones (stopped by the
+# pruner) follow by the value they had reached, failed ones last. Only a completed trial wins.
+STATE_ORDER = {"completed": 0, "pruned": 1}
 
 
 def best(rows: list[dict[str, Any]], select: str) -> dict[str, Any] | None:
@@ -28,14 +31,16 @@ def best(rows: list[dict[str, Any]], select: str) -> dict[str, Any] | None:
 
 
 def sorted_rows(rows: list[dict[str, Any]], select: str) -> list[dict[str, Any]]:
-    """Completed trials first, best first by ``select``; failed ones after, by id."""
+    """Completed trials first, best first by ``select``; pruned ones next, by the value they had
+    reached; failed ones after, by id."""
     larger_is_better = SELECTABLE[select]
 
     def key(row: dict[str, Any]) -> tuple:
-        if row["status"] != "completed":
-            return (1, 0.0, row["trial"])
+        order = STATE_ORDER.get(row["status"], 2)
+        if order == 2 or row.get(select) in (None, ""):
+            return (order, 0.0, row["trial"])
         value = float(row[select])
-        return (0, -value if larger_is_better else value, row["trial"])
+        return (order, -value if larger_is_better else value, row["trial"])
 
     return sorted(rows, key=key)
 
@@ -121,6 +126,6 @@ def sweep_report(rows: list[dict[str, Any]], swept: list[str], name: str, select
         lines += [f"**Best: `{top['trial']}`** ({values}): "
                   f"validation accuracy {100 * top['val_accuracy']:.2f}%, "
                   f"test accuracy {100 * top['test_accuracy']:.2f}%.", ""]
-    failed = [r for r in ranked if r["status"] != "completed"]
-    lines += [f"- `{r['trial']}` failed: {r.get('reason', '')}" for r in failed]
+    stopped = [r for r in ranked if r["status"] != "completed"]
+    lines += [f"- `{r['trial']}` {r['status']}: {r.get('reason', '')}" for r in stopped]
     return "\n".join(lines)

@@ -30,57 +30,32 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
 from mnistflow.params import Params, describe_all, quote, validate
+
+from .search_spec import Search
+from .space import MAX_TRIALS, Range, Strict, set_dotted
 from mnistflow.yaml_file import read_yaml
 
 # A validation metric and whether larger is better. Test metrics never pick a winner.
 SELECTABLE = {"val_accuracy": True, "val_loss": False}
 
 
-# Trials a sweep may plan, checked before any is expanded: a sweep is run on one
-# machine, and a thousand trials of the smallest network take a day on this CPU.
-MAX_TRIALS = 1000
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class Range(_Strict):
-    low: float
-    high: float
-    log: bool = False
-
-    @field_validator("high")
-    @classmethod
-    def _ordered(cls, high: float, info) -> float:
-        low = info.data.get("low")
-        if low is not None and high <= low:
-            raise ValueError(f"must be greater than low ({low})")
-        return high
-
-    @model_validator(mode="after")
-    def _log_needs_positive(self) -> "Range":
-        if self.log and self.low <= 0:
-            raise ValueError(f"log: true needs low > 0 (got low {self.low}); a log scale has no zero")
-        return self
-
-
-class RandomSearch(_Strict):
+class RandomSearch(Strict):
     trials: int = Field(ge=1, le=MAX_TRIALS)
     seed: int = Field(0, ge=0)
     params: dict[str, Range] = Field(min_length=1)
 
 
-class SweepSpec(_Strict):
+class SweepSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
     base: str = "params.yaml"
     grid: dict[str, list[Any]] = {}
     random: RandomSearch | None = None
+    search: Search | None = None  # lifecycle.search_spec: a study instead of a grid
     seeds: int = Field(1, ge=1, le=MAX_TRIALS)
     select: str = "val_accuracy"
     workers: int = Field(2, ge=1, le=256)
@@ -88,6 +63,8 @@ class SweepSpec(_Strict):
     @property
     def trial_count(self) -> int:
         """How many trials the sweep plans, counted without expanding them."""
+        if self.search is not None:
+            return self.search.trials
         points = math.prod(len(values) for values in self.grid.values())
         return points * (self.random.trials if self.random else 1) * self.seeds
 
@@ -123,32 +100,14 @@ def load_spec(path: Path) -> SweepSpec:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
         raise MnistflowError(f"{path}: {describe_all(exc.errors(include_url=False))}") from None
-    if not spec.grid and spec.random is None:
+    if spec.search is not None and (spec.grid or spec.random is not None or spec.seeds != 1):
+        raise MnistflowError(f"{path}: search: replaces grid:, random: and seeds:; give the one or the others")
+    if spec.search is None and not spec.grid and spec.random is None:
         raise MnistflowError(f"{path}: grid: is empty and there is no random search; nothing to try")
     if spec.trial_count > MAX_TRIALS:
         raise MnistflowError(f"{path}: plans {spec.trial_count:,} trials (grid x random.trials x seeds); "
                              f"a sweep runs at most {MAX_TRIALS:,}")
     return spec
-
-
-def _index(part: str) -> int:
-    # Positions count from 0; a negative one ("train.stages.-1.lr") is not meant:
-    # which stage it names would change with the base file's length.
-    if not part.isdigit():
-        raise ValueError(f"{part!r} is not a position in a list (0, 1, ...; no negative ones)")
-    return int(part)
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in nested dicts and lists; a missing dict key is created."""
-    *parents, last = key.split(".")
-    node: Any = tree
-    for part in parents:
-        node = node[_index(part)] if isinstance(node, list) else node.setdefault(part, {})
-    if isinstance(node, list):
-        node[_index(last)] = value
-    else:
-        node[last] = value
 
 
 def trial_id(overrides: dict[str, Any]) -> str:
@@ -181,22 +140,34 @@ def expand(spec: SweepSpec, base: dict[str, Any], source: str) -> list[Trial]:
         overrides = {**point, **sample}
         if spec.seeds > 1:
             overrides["train.seed"] = base_seed + repeat
-        raw = copy.deepcopy(base)
         try:
-            for key, value in overrides.items():
-                set_dotted(raw, key, value)
-        except ValueError as exc:
-            raise MnistflowError(f"{source}: {key}: {exc}") from None
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise MnistflowError(f"{source}: {key}: not a key of the params ({quote(value)})") from None
-        tid = trial_id(overrides)
-        try:
-            trials.append(Trial(tid, overrides, validate(raw, f"trial {tid}")))
-        except MnistflowError as exc:
+            trials.append(make_trial(trial_id(overrides), overrides, base, source))
+        except InvalidTrial as exc:
             problems.append(str(exc))
     if problems:
         raise MnistflowError(f"{source}: {len(problems)} trial(s) have bad params: " + "; ".join(problems))
     return trials
+
+
+class InvalidTrial(MnistflowError):
+    """A trial whose params the schema refuses (its keys exist)."""
+
+
+def make_trial(tid: str, overrides: dict[str, Any], base: dict[str, Any], source: str) -> Trial:
+    """The base params with ``overrides`` set, validated: a key that is not one of the params
+    stops the sweep (MnistflowError); a value the schema refuses is an ``InvalidTrial``."""
+    raw = copy.deepcopy(base)
+    for key, value in overrides.items():
+        try:
+            set_dotted(raw, key, value)
+        except ValueError as exc:
+            raise MnistflowError(f"{source}: {key}: {exc}") from None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise MnistflowError(f"{source}: {key}: not a key of the params ({quote(value)})") from None
+    try:
+        return Trial(tid, overrides, validate(raw, f"trial {tid}"))
+    except MnistflowError as exc:
+        raise InvalidTrial(str(exc)) from None
 
 
 def swept_keys(trials: list[Trial]) -> list[str]:

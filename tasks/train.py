@@ -6,6 +6,7 @@ import contextvars
 import logging
 import threading
 from pathlib import Path
+from typing import Callable
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -81,12 +82,15 @@ def _run_name() -> str:
       retry_condition_fn=retry_unless_user_error, **TASK_DEFAULTS)
 def train_stage_task(params: Params, data: DeviceData, runtime: Runtime, files: DatasetFiles,
                      stage_index: int, paths: RunPaths, progress_artifact: UUID | None = None,
-                     warm_start: WarmStart | None = None) -> Path:
+                     warm_start: WarmStart | None = None,
+                     epoch_hook: Callable[[EpochReport], None] | None = None) -> Path:
     logger = get_run_logger()
     progress = Progress(progress_artifact)
 
     def on_epoch(report: EpochReport) -> None:
         logger.info("%s", format_progress(report))
         progress.update(report)
+        if epoch_hook is not None:
+            epoch_hook(report)
 
     return train_stage(params, data, runtime, files, stage_index, paths, on_epoch, warm_start)

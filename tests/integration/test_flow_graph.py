@@ -178,3 +178,39 @@ def test_a_sweep_on_an_in_process_dask_cluster(dataset, workdir):
     names = task_run_names(state)
     assert names == ["download", "mnist-sweep-trials-0", "leaderboard"]  # the trials run in their own subflow
     assert rows[0]["worker"].startswith("inproc://"), rows[0]["worker"]  # on the cluster in this process
+
+
+def test_a_search_on_an_in_process_dask_cluster_prunes_an_absurd_learning_rate(dataset, workdir):
+    """A search of six trials, two at a time, over a sane and an absurd first-stage learning
+    rate: the study's pruner stops absurd ones at the end of their first epoch; each says so in
+    its run folder, ranks after the completed trials, and never wins."""
+    import csv
+    import json
+
+    from distributed import LocalCluster
+
+    from flows.sweep import sweep
+    from lifecycle.sweep_spec import load_spec
+    from tests.helpers import tiny_params, write_params, write_sweep
+
+    write_params(workdir / "params.yaml", tiny_params(*dataset))
+    search = {"sampler": "tpe", "trials": 6, "seed": 0, "pruner": {"name": "successive_halving", "reduction_factor": 2},
+              "params": {"train.stages.0.lr": {"choices": [0.5, 20.0]}, "model.hidden": {"choices": [[16], [24]]}}}
+    spec = load_spec(write_sweep(workdir / "sweep.yaml", base=str(workdir / "params.yaml"), grid={}, search=search))
+    with LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        state = sweep(spec=spec, runs_root=workdir / "runs", data_root=workdir / "data",
+                      dask_address=cluster.scheduler_address, return_state=True)
+    result = state.result()
+    with open(workdir / "runs/tiny/leaderboard.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and result["trials"] == 6
+    absurd = [r for r in rows if json.loads(r["train.stages.0.lr"]) == 20.0]
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    assert pruned and all(r in absurd for r in pruned), rows  # the sane rate reaches 100% on this data
+    for row in pruned:
+        record = json.loads((workdir / "runs/tiny" / row["trial"] / "trial.json").read_text())
+        assert record["pruned_at_epoch"] == 1 and row["epochs"] == "1" and "pruned at epoch 1" in record["reason"]
+    statuses = [r["status"] for r in rows]
+    assert statuses == sorted(statuses, key=["completed", "pruned", "failed"].index)  # completed first
+    assert json.loads(rows[0]["train.stages.0.lr"]) == 0.5 and result["best"] == rows[0]["trial"]
+    assert (workdir / "runs/tiny/study.journal").exists()
