@@ -77,6 +77,7 @@ def run_search(spec: SweepSpec, base: dict[str, Any], sweep_dir: Path, data_root
         if not in_flight:
             break
         done = next(iter(as_completed(list(in_flight))))
+        done.wait()  # its final state, not the one Dask saw first
         number, trial = in_flight.pop(done)
         record = outcome(done, trial, sweep_dir / trial.id)
         if record["status"] == "completed":
