@@ -20,11 +20,14 @@ from prefect import flow, get_run_logger
 
 from flows.trials import outcome, trial_task
 from lifecycle.leaderboard import read_record
+from lifecycle.search_report import importances, plot_search, search_markdown
 from lifecycle.search_spec import Search
 from lifecycle.study import Reporter, open_study, overrides_of, suggest
 from lifecycle.sweep_spec import SweepSpec, Trial, make_trial, one_line
 from mnistflow.dataset_files import DatasetFiles
+from mnistflow import atomic
 from mnistflow.errors import MnistflowError
+from tasks import best_effort
 
 
 def search_trial_id(number: int) -> str:
@@ -86,7 +89,23 @@ def run_search(spec: SweepSpec, base: dict[str, Any], sweep_dir: Path, data_root
             study.tell(number, state=TrialState.PRUNED if record["status"] == "pruned" else TrialState.FAIL)
         logger.info("trial %s %s%s", trial.id, record["status"], f": {one_line(record.get('reason', ''))}"
                     if record.get("reason") else "")
-    return rows_of(study, search, sweep_dir)
+    rows = rows_of(study, search, sweep_dir)
+    report(study, rows, spec, sweep_dir)
+    return rows
+
+
+def report(study: Any, rows: list[dict[str, Any]], spec: SweepSpec, sweep_dir: Path) -> None:
+    """importances.json, search.png and the search-report artifact."""
+    import base64
+
+    from prefect.artifacts import create_markdown_artifact
+
+    weights = importances(study)
+    atomic.write_json(sweep_dir / "importances.json", weights)
+    image = plot_search(sweep_dir / "search.png", rows, spec.select, spec.name)
+    best_effort("the search report", lambda: create_markdown_artifact(
+        search_markdown(rows, weights, base64.b64encode(image.read_bytes()).decode()), key="search-report",
+        description=f"Search {spec.name}"))
 
 
 def rows_of(study: Any, search: Search, sweep_dir: Path) -> list[dict[str, Any]]:

@@ -218,4 +218,6 @@ def test_a_search_on_an_in_process_dask_cluster_prunes_an_absurd_learning_rate(d
     statuses = [r["status"] for r in rows]
     assert statuses == sorted(statuses, key=["completed", "pruned", "failed"].index)  # completed first
     assert json.loads(rows[0]["train.stages.0.lr"]) == 0.5 and result["best"] == rows[0]["trial"]
-    assert (workdir / "runs/tiny/study.journal").exists()
+    assert (workdir / "runs/tiny/study.journal").exists() and (workdir / "runs/tiny/search.png").exists()
+    weights = json.loads((workdir / "runs/tiny/importances.json").read_text())
+    assert set(weights) <= {"train.stages.0.lr", "model.hidden"} and weights  # the rate decides here
