@@ -211,3 +211,48 @@ def test_sweep_on_an_existing_dask_cluster(tmp_path, dataset, prefect_server):
         for proc in cluster:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_a_search_stopped_with_sigterm_continues_its_study_on_two_workers(tmp_path, dataset, prefect_server):
+    """A search of six trials on two worker processes, SIGTERM to the flow after its first
+    trials, then started again: the study holds each trial once and exactly the budget,
+    finished trials are not run again, both workers told the one study, and --apply-best
+    takes a completed trial, never a pruned one."""
+    import optuna
+
+    from lifecycle.study import storage
+
+    write_params(tmp_path / "params.yaml", tiny_params(*dataset))
+    search = {"trials": 6, "seed": 0, "pruner": {"name": "successive_halving", "reduction_factor": 2},
+              "params": {"train.stages.0.lr": {"choices": [0.5, 20.0]},
+                         "train.stages.1.lr": {"low": 0.05, "high": 0.2, "log": True}}}
+    path = write_sweep(tmp_path / "search.yaml", grid={}, search=search)
+    sweep_dir = tmp_path / "runs/tiny"
+
+    def finished() -> dict[str, dict]:
+        found = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("s*/trial.json")}
+        return {tid: r for tid, r in found.items() if r["status"] in ("completed", "pruned")}
+
+    proc = subprocess.Popen([*SWEEP, str(path)], cwd=tmp_path, env=sweep_env(prefect_server),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: len(finished()) >= 2, "two trials finished", 300, every=0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr[-2000:]
+    before = finished()
+    again = run([*SWEEP, str(path), "--apply-best", "--params-out", str(tmp_path / "best.yaml")], tmp_path,
+                sweep_env(prefect_server))
+    assert again.returncode == 0, again.stdout + again.stderr
+
+    study = optuna.load_study(study_name="tiny", storage=storage(sweep_dir))
+    assert sorted(t.number for t in study.trials) == list(range(6))  # each once, and the budget exactly
+    assert all(t.state.is_finished() for t in study.trials)
+    after = finished()
+    assert all(after[tid] == record for tid, record in before.items())  # not run again
+    assert len({r["worker"] for r in after.values()}) >= 2  # two worker processes told the one study
+    top = leaderboard(sweep_dir)[0]
+    assert top["status"] == "completed" and all(r["status"] != "pruned" or r["trial"] != top["trial"]
+                                                for r in after.values())
+    applied = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert applied["train"]["stages"][0]["lr"] == json.loads(top["train.stages.0.lr"])
