@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.serve import REPO, model_file, test_images
-from harness.swap_load import latency, swapping, under_load
+from harness.load import latency, swapping, under_load
 from lifecycle import registry
 from lifecycle.install import install_files
 from lifecycle.registry_paths import RegistryPaths

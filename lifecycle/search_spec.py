@@ -20,7 +20,6 @@ schema refuses is one line naming it. Nothing here imports Optuna.
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -28,7 +27,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from mnistflow.errors import MnistflowError
 from mnistflow.params import quote, validate
 
-from .space import MAX_TRIALS, Range, Strict, set_dotted
+from .space import MAX_TRIALS, Range, Strict, overridden
 
 
 
@@ -92,13 +91,7 @@ def check_space(search: Search, base: dict[str, Any], source: str) -> None:
         values = space.choices if isinstance(space, Choices) else (
             [int(space.low), int(space.high)] if isinstance(space, IntegerRange) else [space.low, space.high])
         for value in values:
-            raw = copy.deepcopy(base)
-            try:
-                set_dotted(raw, key, value)
-            except ValueError as exc:
-                raise MnistflowError(f"{source}: search.params.{key}: {exc}") from None
-            except (KeyError, IndexError, TypeError, AttributeError):
-                raise MnistflowError(f"{source}: search.params.{key}: not a key of the params") from None
+            raw = overridden(base, {key: value}, f"{source}: search.params")
             try:
                 validate(raw, f"{source}: search.params.{key} = {quote(value)}")
             except MnistflowError as exc:

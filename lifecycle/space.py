@@ -4,9 +4,13 @@ the params; shared by the grid and random sweep (lifecycle.sweep_spec) and the s
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from mnistflow.errors import MnistflowError
+from mnistflow.params import quote
 
 
 # Trials a sweep may plan, checked before any is expanded: a sweep is run on one
@@ -56,3 +60,17 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         node[_index(last)] = value
     else:
         node[last] = value
+
+
+def overridden(base: dict[str, Any], overrides: dict[str, Any], source: str) -> dict[str, Any]:
+    """A copy of ``base`` with every dotted key of ``overrides`` set; one line naming a key
+    that is not one of the params."""
+    raw = copy.deepcopy(base)
+    for key, value in overrides.items():
+        try:
+            set_dotted(raw, key, value)
+        except ValueError as exc:
+            raise MnistflowError(f"{source}: {key}: {exc}") from None
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise MnistflowError(f"{source}: {key}: not a key of the params ({quote(value)})") from None
+    return raw

@@ -18,7 +18,6 @@ Nothing here imports Prefect or Dask.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -34,10 +33,10 @@ from pydantic import Field, ValidationError, field_validator
 
 from mnistflow import atomic
 from mnistflow.errors import MnistflowError
-from mnistflow.params import Params, describe_all, quote, validate
+from mnistflow.params import Params, describe_all, validate
 
 from .search_spec import Search
-from .space import MAX_TRIALS, Range, Strict, set_dotted
+from .space import MAX_TRIALS, Range, Strict, overridden
 from mnistflow.yaml_file import read_yaml
 
 # A validation metric and whether larger is better. Test metrics never pick a winner.
@@ -156,14 +155,7 @@ class InvalidTrial(MnistflowError):
 def make_trial(tid: str, overrides: dict[str, Any], base: dict[str, Any], source: str) -> Trial:
     """The base params with ``overrides`` set, validated: a key that is not one of the params
     stops the sweep (MnistflowError); a value the schema refuses is an ``InvalidTrial``."""
-    raw = copy.deepcopy(base)
-    for key, value in overrides.items():
-        try:
-            set_dotted(raw, key, value)
-        except ValueError as exc:
-            raise MnistflowError(f"{source}: {key}: {exc}") from None
-        except (KeyError, IndexError, TypeError, AttributeError):
-            raise MnistflowError(f"{source}: {key}: not a key of the params ({quote(value)})") from None
+    raw = overridden(base, overrides, source)
     try:
         return Trial(tid, overrides, validate(raw, f"trial {tid}"))
     except MnistflowError as exc:

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from harness.real_parts import Service
+from harness.load import steady_load
 
 # The load test saturates both cores for seconds: the page's timed waits never run beside it.
 pytestmark = [pytest.mark.xdist_group("saturates-cpu")]
@@ -32,28 +33,18 @@ def png() -> bytes:
     return buffer.getvalue()
 
 
-async def hammer(url: str, seconds: float) -> tuple[list[int], list[float]]:
-    statuses, times, picture = [], [], png()
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
-        async def client() -> None:
-            while time.monotonic() < deadline:
-                started = time.perf_counter()
-                response = await http.post("/predict", content=picture, headers={"content-type": "image/png"})
-                times.append(time.perf_counter() - started)
-                statuses.append(response.status_code)
-
-        await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return statuses, times
+def hammer(url: str, seconds: float) -> tuple[list[int], list[float]]:
+    answers = asyncio.run(steady_load(url, {"content": png(), "headers": {"content-type": "image/png"}}, CLIENTS,
+                                      seconds))
+    return [a.status for a in answers], [a.seconds for a in answers]
 
 
 def test_a_hundred_concurrent_clients_get_no_5xx_and_memory_stays_flat(trained, tmp_path):  # noqa: F811
     with Service(trained.model, tmp_path) as service:
         process = psutil.Process(service.proc.pid)
-        asyncio.run(hammer(service.url, 2.0))  # warm: allocator, thread pool, first-call paths
+        hammer(service.url, 2.0)  # warm: allocator, thread pool, first-call paths
         before = process.memory_info().rss
-        statuses, times = asyncio.run(hammer(service.url, SECONDS))
+        statuses, times = hammer(service.url, SECONDS)
         after = process.memory_info().rss
     p50, p99 = statistics.median(times), float(np.percentile(times, 99))
     print(f"\n{len(statuses)} requests from {CLIENTS} clients in {SECONDS:.0f} s: p50 {1000 * p50:.1f} ms, "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.real_parts import Service
-from harness.swap_load import latency, swapping, under_load
+from harness.load import latency, swapping, under_load
 from lifecycle import registry
 from lifecycle.registry_paths import RegistryPaths
 from mnistflow.inference import Predictor

@@ -1,6 +1,7 @@
-"""A steady load on the service while its champion is swapped: shared by
-tests/integration/test_swaps.py (which checks every answer) and bench/swaps.py
-(which reports the latency during swaps against the steady latency).
+"""A steady load on the service, also while its champion is swapped: shared by
+tests/integration/test_load.py (a hundred clients), tests/integration/test_swaps.py
+(which checks every answer) and bench/swaps.py (which reports the latency during
+swaps against the steady latency).
 
 Every client sends the same batch of images, again and again; every answer is
 kept with when it was sent, how long it took, its status, the model its
@@ -29,7 +30,9 @@ class Answer:
     probabilities: np.ndarray | None
 
 
-async def _load(url: str, pixels: list, clients: int, seconds: float) -> list[Answer]:
+async def steady_load(url: str, request: dict, clients: int, seconds: float) -> list[Answer]:
+    """``clients`` clients each posting ``request`` (httpx's keyword arguments) to /predict
+    again and again for ``seconds``; every answer."""
     import httpx
 
     answers: list[Answer] = []
@@ -39,7 +42,7 @@ async def _load(url: str, pixels: list, clients: int, seconds: float) -> list[An
         async def client() -> None:
             while time.monotonic() < deadline:
                 sent = time.monotonic()
-                response = await http.post("/predict", json={"pixels": pixels})
+                response = await http.post("/predict", **request)
                 took = time.monotonic() - sent
                 body = response.json() if response.status_code == 200 else {}
                 answers.append(Answer(sent, took, response.status_code, response.headers.get("x-model-sha256"),
@@ -55,7 +58,7 @@ def under_load(url: str, pixels: np.ndarray, clients: int, seconds: float,
     """``clients`` clients for ``seconds`` while ``meanwhile()`` runs (it returns the times of its swaps)."""
     result: dict[str, list[Answer]] = {}
     loader = threading.Thread(target=lambda: result.setdefault("answers", asyncio.run(
-        _load(url, np.asarray(pixels).tolist(), clients, seconds))))
+        steady_load(url, {"json": {"pixels": np.asarray(pixels).tolist()}}, clients, seconds))))
     loader.start()
     try:
         swaps = meanwhile()
