@@ -56,7 +56,7 @@ def main() -> None:
         expected = {p.sha256: p.probabilities(pixels) for p in map(Predictor.load, models)}
 
         def swap(n: int) -> None:
-            registry.rollback(champions, 1 if n % 2 else 2, "bench.swaps", {"flow_run_name": "bench"})
+            registry.rollback(champions, 2 if n % 2 else 1, "bench.swaps", {"flow_run_name": "bench"})  # 2 serves first
 
         every = args.seconds / (args.swaps + 1)
         with Service(None, folder, clean_env(), ("--registry", str(champions.dir))) as service:
@@ -69,6 +69,9 @@ def main() -> None:
     print(f"{figures['requests']} requests from {args.clients} clients in {args.seconds:.0f} s, {len(swaps)} swaps "
           f"({figures['near_swaps']} requests within 1 s of one)")
     print(f"non-2xx: {failed}; batches not the named model's: {mixed}")
+    for answer in [a for a in answers if a.status != 200][:5]:
+        near = min((abs(answer.sent - t) for t in swaps), default=float("nan"))
+        print(f"  status {answer.status} after {answer.seconds:.2f} s, {near:.2f} s from a swap: {answer.said}")
     print(f"p50 ms: steady {figures['steady_p50_ms']:.1f}, near a swap {figures['swap_p50_ms']:.1f}")
     print(f"p99 ms: steady {figures['steady_p99_ms']:.1f}, near a swap {figures['swap_p99_ms']:.1f}: "
           f"{figures['p99_ratio']:.2f}x (bar: <= {BAR:.0f}x: "

@@ -24,7 +24,7 @@ import numpy as np
 class Answer:
     sent: float  # time.monotonic() when the request left
     seconds: float
-    status: int
+    status: int  # 0: no answer (the connection dropped; ``said`` says how)
     model: str | None  # the X-Model-SHA256 header
     said: str | None  # the model the body names
     probabilities: np.ndarray | None
@@ -42,7 +42,12 @@ async def steady_load(url: str, request: dict, clients: int, seconds: float) -> 
         async def client() -> None:
             while time.monotonic() < deadline:
                 sent = time.monotonic()
-                response = await http.post("/predict", **request)
+                try:
+                    response = await http.post("/predict", **request)
+                except httpx.TransportError as exc:  # a connection dropped: an answer that never came
+                    answers.append(Answer(sent, time.monotonic() - sent, 0, None, f"{type(exc).__name__}: {exc}",
+                                          None))
+                    continue
                 took = time.monotonic() - sent
                 body = response.json() if response.status_code == 200 else {}
                 answers.append(Answer(sent, took, response.status_code, response.headers.get("x-model-sha256"),

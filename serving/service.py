@@ -55,7 +55,7 @@ from .open_inference import ProtocolError
 from .routes import Service, router
 from .shadow import Shadow
 from .v2_routes import check_model_name, router as v2_router, v2_error
-from .slow_clients import BODY_SECONDS, HEADER_SECONDS, with_deadlines
+from .slow_clients import BODY_SECONDS, HEADER_SECONDS, KEEP_ALIVE_SECONDS, with_deadlines
 from .window import ServedWindow
 
 log = logging.getLogger("mnistflow")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         # proxy_headers off: request.client is the socket's peer; FeedbackAccess alone believes
         # X-Forwarded-For, and only from the proxies the operator lists.
         config = uvicorn.Config(app, access_log=args.access_log, log_level="warning", proxy_headers=False,
-                                http=protocol)
+                                http=protocol, timeout_keep_alive=KEEP_ALIVE_SECONDS)
         uvicorn.Server(config).run(sockets=[listening])
 
     run_main(run)

@@ -4,7 +4,7 @@ that answers a fraction of the requests beside the champion, off the request pat
 A request is answered by the champion alone; its prepared pixels and the
 champion's answers are then put on a bounded queue (never waited on: a full
 queue drops the work and counts it), and one worker thread answers them with
-the shadow. What the shadow said is compared with what the champion said, image
+the shadow, many requests in one forward pass. What the shadow said is compared with what the champion said, image
 by image: agreement, the pairs of classes they disagree on, both confidences,
 and the shadow's time. These go to ``/metrics`` and to a bounded window for the
 current (champion, shadow) pair, which ``GET /monitoring/shadow`` gives and the
@@ -33,7 +33,9 @@ from .model_holder import ModelHolder
 log = logging.getLogger("mnistflow")
 
 WINDOW = 20_000  # images remembered for the current pair
-QUEUE = 64  # requests waiting for the shadow; past it they are dropped, never waited on
+QUEUE = 256  # requests waiting for the shadow; past it they are dropped, never waited on
+GATHER_SECONDS = 0.05  # how long the shadow gathers requests into one forward pass
+BATCH_IMAGES = 256
 
 
 class Shadow:
@@ -70,23 +72,47 @@ class Shadow:
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
+            batch = self._gather()
             try:
-                if item is None:
-                    return
-                self._answer(*item)
+                groups: dict[tuple[str, str], list[tuple]] = {}
+                for item in batch:
+                    if item is not None:
+                        groups.setdefault((item[0], item[1].sha256), []).append(item)
+                for items in groups.values():
+                    self._answer(items)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if None in batch:
+                return
 
-    def _answer(self, champion_sha256: str, shadow: Predictor, pixels: np.ndarray,
-                said: list[tuple[int, float]]) -> None:
+    def _gather(self) -> list[tuple | None]:
+        """The next requests, gathered for up to GATHER_SECONDS or BATCH_IMAGES images: one
+        forward pass for many requests holds the interpreter far less than one each (with a
+        shadow answering every request, one PNG's p50 rose 17% for cnn-fast, one by one)."""
+        batch = [self._queue.get()]
+        images = len(batch[0][2]) if batch[0] is not None else 0
+        deadline = time.monotonic() + GATHER_SECONDS
+        while batch[-1] is not None and images < BATCH_IMAGES and (left := deadline - time.monotonic()) > 0:
+            try:
+                batch.append(self._queue.get(timeout=left))
+            except queue.Empty:
+                break
+            images += len(batch[-1][2]) if batch[-1] is not None else 0
+        return batch
+
+    def _answer(self, items: list[tuple]) -> None:
+        """One forward pass of the shadow over the gathered requests' images."""
+        champion_sha256, shadow = items[0][0], items[0][1]
+        pixels = np.concatenate([item[2] for item in items])
+        said = [pair for item in items for pair in item[3]]
         started = time.perf_counter()
         try:
             probabilities = shadow.probabilities(pixels)
         except Exception as exc:  # noqa: BLE001  a shadow that fails is judged on it, never a request's failure
             log.error("the shadow %s failed on %d images: %s", shadow.sha256[:12], len(pixels), exc)
             return
-        seconds = time.perf_counter() - started
+        seconds = (time.perf_counter() - started) / len(items)  # per request, as /metrics says
         theirs = probabilities.argmax(axis=1)
         rows = [(int(c), int(s), float(cc), float(probabilities[n, s]))
                 for n, ((c, cc), s) in enumerate(zip(said, theirs))]

@@ -123,3 +123,29 @@ def test_a_body_sent_a_byte_a_second_is_cut_off_after_its_deadline(trained, tmp_
         slow.close()
         assert cut, f"the slow body was never cut off ({sent} bytes sent, a byte a second)"
         assert sent >= BODY_SECONDS - 2  # bytes are the clock: not cut before its deadline
+
+
+def test_a_kept_alive_connection_idles_past_the_header_deadline_but_its_next_slow_headers_do_not(trained, tmp_path):  # noqa: F811,E501
+    """Idle between requests is the keep-alive timer's (75 s): a client that waits longer than the
+    header deadline before its next request is still answered. The next request's headers, sent
+    a byte a second, are cut off header_seconds after their first byte."""
+    with Service(trained.model, tmp_path, args=DEADLINES) as service:
+        host, port = service.url.removeprefix("http://").split(":")
+        slow = socket.create_connection((host, int(port)))
+        for pause in (HEADER_SECONDS + 2, 1.0):  # idle past the deadline: the same connection answers
+            slow.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200 OK" in slow.recv(65536)
+            time.sleep(pause)
+        # then the next request trickles
+        started, sent = time.monotonic(), 0
+        try:
+            for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200:
+                if closed(slow):
+                    break
+                slow.sendall(bytes([byte]))
+                sent += 1
+                time.sleep(1.0)
+        except OSError:  # a broken pipe: the server has closed it
+            pass
+        slow.close()
+        assert HEADER_SECONDS - 1 <= time.monotonic() - started < 60 and sent < 200

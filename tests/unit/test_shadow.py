@@ -98,7 +98,7 @@ def test_the_service_shadows_off_the_request_path_and_counts_what_it_saw(champio
         # The request path never waits on the shadow: with its worker held, requests are answered,
         # and past the queue's bound they are dropped from the shadow, counted.
         with watched._lock:
-            for _ in range(serving_shadow.QUEUE + 3):
+            for _ in range(serving_shadow.QUEUE + serving_shadow.BATCH_IMAGES + 3):  # queued, and one batch taken
                 assert client.post("/predict", json={"pixels": pictures[:1].tolist()}).status_code == 200
         assert watched.settled() and client.get("/monitoring/shadow").json()["dropped_requests"] >= 1
         shadow.discard_shadow(champions, {"reason": "done"})
