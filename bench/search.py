@@ -8,7 +8,8 @@ to 5 epochs,
 - enumerated once as a grid of two values each (32 trials, every one to its
   last epoch);
 - searched by the sweep's ``search:`` section (TPE, successive halving) with
-  ``--seeds`` search seeds, each with a budget of half the grid's trials.
+  ``--seeds`` search seeds, each with a budget of ``--budget`` trials (default:
+  as many as the grid's; pruned ones cost only the epochs they ran).
 
 For each search it counts the epochs spent (every trial's, pruned ones at the
 epoch they stopped, in the order they finished) up to and including the first
@@ -94,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-images", type=int, default=12_000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=None, help="trials per search (default: the grid's count)")
     args = parser.parse_args()
     mirror = Path(os.environ.get("MNISTFLOW_MIRROR", ""))
     if not (mirror / "train-images-idx3-ubyte.gz").exists():
@@ -115,7 +117,7 @@ def main() -> None:
             grid = sweep(work, "grid", {"grid": GRID}, env)
             trials = len(grid)
             searches = {seed: sweep(work, f"search-{seed}", {"search": {
-                "sampler": "tpe", "trials": trials // 2, "seed": seed, "params": SPACE,
+                "sampler": "tpe", "trials": args.budget or trials, "seed": seed, "params": SPACE,
                 "pruner": {"name": "successive_halving", "min_resource": 1, "reduction_factor": 3}}}, env)
                 for seed in range(args.seeds)}
         finally:
