@@ -47,7 +47,8 @@ def run_search(spec: SweepSpec, base: dict[str, Any], sweep_dir: Path, data_root
 
     logger = get_run_logger()
     search: Search = spec.search  # type: ignore[assignment]
-    study = open_study(spec.name, search, spec.select, sweep_dir, max_epochs(base))
+    epochs = max_epochs(base)
+    study = open_study(spec.name, search, spec.select, sweep_dir, epochs)
     resume = [t for t in study.trials if t.state == TrialState.RUNNING]
     if resume:
         logger.info("search %s: resuming %d interrupted trial(s), %d finished", spec.name, len(resume),
@@ -69,7 +70,7 @@ def run_search(spec: SweepSpec, base: dict[str, Any], sweep_dir: Path, data_root
             study.tell(number, state=TrialState.FAIL)
             logger.warning("trial %s: %s", search_trial_id(number), exc)
             return True
-        reporter = Reporter(sweep_dir, spec.name, trial_id, spec.select, search, max_epochs(base))
+        reporter = Reporter(sweep_dir, spec.name, trial_id, spec.select, search, epochs)
         future = trial_task.submit(trial, sweep_dir / trial.id, data_root, files, reporter)
         in_flight[future] = (number, trial)
         return True

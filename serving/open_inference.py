@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,6 @@ class InferRequest:
     pixels: np.ndarray  # N x H x W, float32 in [0, 1]
     outputs: dict[str, bool]  # requested output -> as binary data
     id: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def decoded(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -87,7 +86,7 @@ def parse(body: bytes, header_length: str | None, shape: tuple[int, int], max_ba
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise ProtocolError(400, "id: a string")
-    return InferRequest(pixels, _requested(request.get("outputs"), parameters), request_id, parameters)
+    return InferRequest(pixels, _requested(request.get("outputs"), parameters), request_id)
 
 
 def _split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -214,6 +213,3 @@ def _binary(datatype: str, values: Any) -> bytes:
         return b"".join(struct.pack("<I", len(b)) + b for b in (str(v).encode() for v in values))
     return np.ascontiguousarray(values, dtype=DATATYPES[datatype]).tobytes()
 
-
-def error_body(message: str) -> bytes:
-    return json.dumps({"error": message}).encode()
