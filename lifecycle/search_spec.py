@@ -3,6 +3,7 @@ enumerating a grid.
 
     search:
       sampler: tpe                 # Optuna's TPE, seeded
+      startup_trials: 10           # random trials before TPE models the space (Optuna's default)
       trials: 8                    # the budget: trials asked of the study, pruned ones included
       seed: 0
       pruner: {name: successive_halving}   # or hyperband, or none
@@ -54,6 +55,7 @@ class Pruner(Strict):
 
 class Search(Strict):
     sampler: Literal["tpe", "random"] = "tpe"
+    startup_trials: int = Field(10, ge=1, le=MAX_TRIALS)  # random trials before TPE models the space
     trials: int = Field(ge=1, le=MAX_TRIALS)
     seed: int = Field(0, ge=0)
     pruner: Pruner = Pruner()

@@ -59,7 +59,11 @@ def open_study(name: str, search: Search, select: str, sweep_dir: Path, max_epoc
     except KeyError:
         earlier = 0
     seed = search.seed + earlier
-    sampler = (optuna.samplers.TPESampler(seed=seed) if search.sampler == "tpe"
+    # Multivariate TPE models the parameters jointly (lr and batch size interact); the
+    # constant liar counts a running trial as a bad one, so that two workers asking at
+    # once are not handed the same point.
+    sampler = (optuna.samplers.TPESampler(seed=seed, n_startup_trials=search.startup_trials, multivariate=True,
+                                          constant_liar=True) if search.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=seed))
     return optuna.create_study(study_name=name, storage=kept, sampler=sampler, load_if_exists=True,
                                pruner=pruner(search, max_epochs),

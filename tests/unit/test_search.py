@@ -58,6 +58,8 @@ def test_the_issues_file_works_as_written(tmp_path):
     ({"trials": 4, "pruner": {"name": "median"}, "params": {"train.stages.0.lr": {"low": 0.1, "high": 1.0}}},
      "pruner.name"),
     ({"trials": 4, "params": {"train.stages.0.lr": 0.5}}, "give {low, high}"),
+    ({"trials": 4, "startup_trials": 0, "params": {"train.stages.0.lr": {"low": 0.1, "high": 1.0}}},
+     "startup_trials"),
 ])
 def test_a_space_the_params_refuse_is_one_line_before_any_trial(tmp_path, search, says):
     with pytest.raises(MnistflowError) as refused:
