@@ -33,10 +33,36 @@ class _HideUserErrorTracebacks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        # A user's mistake, or an API gone mid-run (end_if_api_gone says it in one line).
-        if exc is not None and (isinstance(exc, MnistflowError) or api_unreachable(exc)):
+        # A user's mistake, an API gone mid-run (end_if_api_gone says it in one line), or
+        # a signal under another error (stopped_by_signal says it in one line).
+        if exc is not None and (isinstance(exc, MnistflowError) or api_unreachable(exc) or signal_under(exc)):
             record.exc_info, record.exc_text = None, None
         return True
+
+
+def signal_under(exc: BaseException) -> BaseException | None:
+    """SIGTERM or Ctrl-C, as Prefect raised it, at or under ``exc``."""
+    from prefect.exceptions import TerminationSignal
+
+    return next((e for e in exception_chain(exc) if isinstance(e, (KeyboardInterrupt, TerminationSignal))), None)
+
+
+def stopped_by_signal(exc: BaseException) -> None:
+    """A run that SIGTERM stopped ends as one, in one line (mnistflow.entry), even when
+    the signal landed inside a library that wrapped it in its own error (pydantic,
+    serialising the run's context for a Dask worker, raises a serialisation error with
+    Prefect's TerminationSignal as its cause), so Prefect never saw the signal itself."""
+    from prefect.exceptions import TerminationSignal
+
+    from mnistflow.entry import Terminated, terminated
+
+    signal = signal_under(exc)
+    if signal is None or signal is exc and isinstance(exc, KeyboardInterrupt):
+        return
+    if isinstance(signal, (Terminated, TerminationSignal)):
+        terminated.set()
+        raise Terminated() from None
+    raise KeyboardInterrupt() from None
 
 
 def show_own_logs() -> None:
@@ -118,8 +144,7 @@ def end_if_api_gone(exc: BaseException) -> None:
     url = PREFECT_API_URL.value()
     if isinstance(exc, MnistflowError) and not api_unreachable(exc) or not url or unreachable(url, 2.0) is None:
         return
-    # a signal may lie under the API error that reporting it raised
-    signal = next((e for e in exception_chain(exc) if isinstance(e, (KeyboardInterrupt, TerminationSignal))), None)
+    signal = signal_under(exc)  # a signal may lie under the API error that reporting it raised
     sigterm = terminated.is_set() or isinstance(signal, (Terminated, TerminationSignal))
     stopped = "terminated (SIGTERM)" if sigterm else (
         "interrupted" if signal is not None else f"stopped ({type(exc).__name__}: {str(exc)[:120]})")
@@ -166,6 +191,7 @@ def run_flow_command(flow_fn: Callable[..., Any], prog: str, description: str,
                 result = state.result()  # raises the flow's exception: MnistflowError -> one line
             except BaseException as exc:
                 end_if_api_gone(exc)
+                stopped_by_signal(exc)
                 raise
         print(summary(result, link))
 
