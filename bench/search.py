@@ -106,13 +106,14 @@ def rank_correlations(grid: list[dict]) -> list[float]:
     return [float(spearmanr([c[k] for c in curves], [c[-1] for c in curves])[0]) for k in range(EPOCHS)]
 
 
-def epochs_to_match(records: list[dict], target: float) -> tuple[int | None, dict | None]:
+def epochs_to_match(records: list[dict], target: float) -> int | None:
+    """Epochs spent, in the order trials finished, up to the first completed trial at ``target``."""
     spent = 0
     for record in records:
         spent += int(record.get("epochs") or 0)
         if record["status"] == "completed" and record["val_accuracy"] >= target:
-            return spent, record
-    return None, None
+            return spent
+    return None
 
 
 def main() -> None:
@@ -177,8 +178,8 @@ def report(grid: list[dict], repeats: list[dict], searches: dict[int, list[dict]
     print(f"searches: TPE, {STARTUP_TRIALS} random trials first, pruner {PRUNER}")
     shares, typical_shares = [], []
     for seed, records in searches.items():
-        spent, found = epochs_to_match(records, top["val_accuracy"])
-        reached, _ = epochs_to_match(records, typical)
+        spent = epochs_to_match(records, top["val_accuracy"])
+        reached = epochs_to_match(records, typical)
         typical_shares.append(reached / grid_epochs if reached is not None else float("inf"))
         done = [r for r in records if r["status"] == "completed"]
         best = max(done, key=lambda r: r["val_accuracy"])
